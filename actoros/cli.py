@@ -1,0 +1,256 @@
+"""The ``actoros`` command line (also ``python -m actoros``).
+
+Each subcommand is one ``add_<name>(subcommands)`` function that adds its parser and sets
+``handler`` to a function ``(args) -> int`` (the exit status); an ``async def`` handler runs on
+uvloop through ``actoros.run``. ``COMMANDS`` lists them in ``--help`` order. Handlers import
+heavy parts (benchmarks, inference) when they run, so ``actoros --help`` stays fast and a part
+that is missing breaks only the command that needs it.
+
+Errors: what the user can fix (``UsageError``, a missing file, an invalid config or YAML file,
+a bad option) prints one line ``actoros: error: ...`` and exits 2; anything else prints one
+line and exits 1. ``--debug`` adds the traceback. Ctrl-C exits 130 without a traceback.
+Results go to stdout, logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import yaml
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("auto", "console", "json")
+
+
+class UsageError(Exception):
+    """The user asked for something that cannot be done as asked (exit status 2)."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError,
+    FileNotFoundError,
+    msgspec.ValidationError,
+    yaml.YAMLError,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are ``UsageError``s, reported in one line by ``main``."""
+
+    def error(self, message: str) -> Any:  # argparse prints usage and exits; we raise instead
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+Subcommands = Any  # argparse's _SubParsersAction, which it does not export
+
+
+# -- subcommands ---------------------------------------------------------------------------
+
+
+def add_bench(subcommands: Subcommands) -> None:
+    bench = subcommands.add_parser(
+        "bench", help="measure actoros", description="Run a benchmark; results go to --out."
+    )
+    benchmarks = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    core = benchmarks.add_parser(
+        "core",
+        help="the runtime vs raw asyncio and peer actor libraries",
+        description="Measure ask/tell/spawn/restart against raw asyncio and peer runtimes; "
+        "write core.json, core.md and core.png.",
+    )
+    core.add_argument("--quick", action="store_true", help="smaller runs (about 30 s)")
+    core.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        metavar="DIR",
+        help="where results are written (default: %(default)s)",
+    )
+    core.add_argument(
+        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
+    )
+    core.set_defaults(handler=_bench_core)
+
+
+def _bench_core(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    bench = _import("actoros.bench.core", "actoros bench core")
+    return int(bench.main(quick=args.quick, out=out, repeats=args.repeats))
+
+
+def add_model(subcommands: Subcommands) -> None:
+    model = subcommands.add_parser(
+        "model", help="manage local models", description="Download and list local models."
+    )
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pull = actions.add_parser(
+        "pull",
+        help="download a model and prepare it for vLLM",
+        description="Download a model into the local cache (~/.cache/actoros/models, or "
+        "$ACTOROS_HOME) and print its folder.",
+    )
+    pull.add_argument("name", nargs="?", help="model name (default: the CPU default model)")
+    pull.set_defaults(handler=_model_pull)
+    listing = actions.add_parser("list", help="list the models in the local cache")
+    listing.set_defaults(handler=_model_list)
+
+
+def _model_pull(args: argparse.Namespace) -> int:
+    models = _import("actoros.inference.models", "actoros model")
+    name = args.name if args.name is not None else models.DEFAULT_MODEL
+    try:
+        path = models.pull(name)
+    except models.ModelError as exc:  # unknown name, no network, ...: the message says what to do
+        raise UsageError(str(exc)) from exc
+    sys.stdout.write(f"{path}\n")
+    return 0
+
+
+def _model_list(args: argparse.Namespace) -> int:
+    models = _import("actoros.inference.models", "actoros model")
+    found = models.list_models()
+    if not found:
+        sys.stderr.write("no models in the local cache; run 'actoros model pull'\n")
+    for model in found:
+        sys.stdout.write(f"{model}\n")
+    return 0
+
+
+# Later: add_run, add_validate, add_top.
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_bench, add_model)
+
+
+# -- the parser and main -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from actoros import __version__
+
+    parser = _Parser(
+        prog="actoros",
+        description="An operating system for LLM agents, built on actors.",
+        parents=[_global_options(defaults=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"actoros {__version__}")
+    subcommands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_SubParser
+    )
+    for add in COMMANDS:
+        add(subcommands)
+    return parser
+
+
+class _SubParser(_Parser):
+    """Subcommand parsers accept the global options too (``actoros bench core --debug``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["parents"] = [*kwargs.get("parents", ()), _global_options(defaults=False)]
+        super().__init__(*args, **kwargs)
+
+
+def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
+    # Subcommands repeat these with SUPPRESS defaults, so an option given before the
+    # subcommand is not reset by the subcommand parser's default.
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--debug", action="store_true", default=default(False), help="show tracebacks on errors"
+    )
+    options.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default("info"),
+        help="drop log lines below this level (default: info)",
+    )
+    options.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default("auto"),
+        help="console, json, or auto: console on a terminal, else json (default: auto)",
+    )
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # known even when parsing fails
+    try:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
+        from actoros.logging import configure
+
+        configure(level=args.log_level, fmt=args.log_format)
+        status = args.handler(args)
+        if inspect.isawaitable(status):
+            from actoros import run
+
+            status = run(status)
+        return int(status)
+    except KeyboardInterrupt:
+        return 130
+    except USER_ERRORS as exc:
+        return _fail(exc, 2, debug)
+    except Exception as exc:
+        return _fail(exc, 1, debug)
+
+
+def _fail(exc: BaseException, status: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if status == 2:
+        message = _describe(exc)
+    else:
+        message = f"{type(exc).__name__}: {_describe(exc)}"
+        if not debug:
+            message += " (run with --debug for the traceback)"
+    sys.stderr.write(f"actoros: error: {message}\n")
+    return status
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return f"{exc.strerror or 'no such file'}: {exc.filename}"
+    # YAML errors span several lines (the problem, then where); keep one
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
+
+
+def _import(module: str, command: str) -> ModuleType:
+    """Import ``module`` for ``command``; a missing part is the user's error, said in one line."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == module or module.startswith(missing + "."):
+            raise UsageError(
+                f"{command} is not available in this installation ({module} is missing)"
+            ) from exc
+        raise UsageError(
+            f"{command} needs the Python package {missing!r}, which is not installed"
+        ) from exc
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -1,0 +1,81 @@
+"""Messages the runtime itself sends: msgspec Structs, frozen.
+
+Public ones (``Terminated``, ``DeadLetter``, ``LifecycleEvent``, ``StartChild``) reach user code;
+the underscored ones travel only in an actor's system lane, which overtakes its user mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import msgspec
+
+LifecycleKind = Literal["started", "restarted", "stopped", "failed", "escalated"]
+
+
+class Terminated(msgspec.Struct, frozen=True):
+    """Delivered to a watcher's ``receive`` when a watched actor stops for good.
+
+    ``reason`` is ``"normal"``, ``"stopped"``, ``"killed"``, or the repr of the failure.
+    A restart is not a termination: watchers see nothing while the ref stays valid.
+    """
+
+    ref: Any
+    reason: str
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A message that could not be delivered or whose reply had nowhere to go.
+
+    Published on ``system.events`` and logged; nothing is lost silently.
+    """
+
+    message: Any
+    recipient: Any
+    reason: str
+
+
+class LifecycleEvent(msgspec.Struct, frozen=True):
+    """An actor started, restarted, stopped, failed, or (a supervisor) escalated."""
+
+    path: str
+    kind: LifecycleKind
+    reason: str | None = None
+
+
+class StartChild(msgspec.Struct, frozen=True):
+    """Ask a supervisor to start a dynamic child; the reply is the child's ``ActorRef``."""
+
+    spec: Any  # ChildSpec
+
+
+# -- system lane (internal) ----------------------------------------------------------------
+
+
+class _Stop(msgspec.Struct, frozen=True):
+    """End the current incarnation; ``final`` also removes the actor for good."""
+
+    final: bool
+    done: asyncio.Future[None] | None
+    reason: str
+
+
+class _Restart(msgspec.Struct, frozen=True):
+    """Start a fresh incarnation (sent by the parent after deciding to restart)."""
+
+    done: asyncio.Future[None] | None
+
+
+class _ChildExited(msgspec.Struct, frozen=True):
+    """A child reports that its incarnation ended on its own (failure or normal exit)."""
+
+    child: Any  # ActorCell
+    incarnation: int
+    reason: BaseException | None  # None: normal exit
+
+
+class _RestartGroup(msgspec.Struct, frozen=True):
+    """A supervisor's delayed (backoff) restart of a group of children, in start order."""
+
+    children: tuple[Any, ...]
