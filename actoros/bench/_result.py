@@ -1,0 +1,75 @@
+"""The result of ``actoros bench core`` as data: what goes into ``core.json``."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import msgspec
+
+from ._peers import PeerResult
+
+
+class Machine(msgspec.Struct, frozen=True):
+    cpu_count: int
+    platform: str
+    processor: str
+    python_implementation: str
+
+
+class Target(msgspec.Struct, frozen=True):
+    """A goal for one metric: ``metric op value``, e.g. ``ask_ratio >= 0.8``."""
+
+    op: Literal[">=", "<="]
+    value: float
+
+    def met(self, measured: float | None) -> bool | None:
+        """True/False, or None when the metric was not measured in this run."""
+        if measured is None or math.isnan(measured):
+            return None
+        return measured >= self.value if self.op == ">=" else measured <= self.value
+
+
+TARGETS: dict[str, Target] = {
+    "ask_ratio": Target(">=", 0.8),
+    "tell_ratio": Target(">=", 0.7),
+    "bytes_per_idle_actor": Target("<=", 1024),
+    "spawn_1m_seconds": Target("<=", 10.0),
+    "restart_p50_us": Target("<=", 100.0),
+}
+
+
+class Sizes(msgspec.Struct, frozen=True, kw_only=True):
+    """How much work each workload does in one repeat."""
+
+    ask: int  # sequential asks (raw and actoros)
+    tell: int  # one-way messages (raw bounded queue and actoros tell)
+    pingpong: int  # raw ping-pong round trips
+    oneway_maxsize: int = 1000  # capacity of the raw bounded queue
+    fanout_actors: int = 1000
+    fanout_rounds: int
+    restarts: int  # timed restarts per repeat
+    spawn: tuple[int, ...]  # actors per spawn measurement, each in a fresh process
+    spawn_timeout: float  # seconds per spawn subprocess
+    peers: bool = True
+    peer_n: int = 0  # messages per peer ask/tell repeat
+    peer_budget: float = 0.0  # seconds at most per peer ask repeat
+    peer_timeout: float = 0.0  # seconds per peer subprocess, all repeats
+
+
+class CoreResult(msgspec.Struct, frozen=True, kw_only=True):
+    benchmark: str = "core"
+    version: str
+    python: str
+    loop: str
+    machine: Machine
+    timestamp: str
+    quick: bool
+    repeats: int
+    metrics: dict[str, float]  # flat; medians over repeats
+    targets: dict[str, Target]
+    passed: dict[str, bool | None]  # per target: met, missed, or None (not measured)
+    raw: dict[str, list[float]]  # per-repeat samples behind each median
+    sizes: Sizes
+    peers: dict[str, PeerResult]
+    notes: list[str] = []

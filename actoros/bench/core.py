@@ -1,0 +1,309 @@
+"""``actoros bench core``: the runtime measured side by side with raw asyncio and peers.
+
+One command, one run. Each repeat interleaves a raw asyncio baseline with the matching
+actoros workload (alternating which goes first), each in a fresh uvloop event loop, so a
+ratio compares two runs made moments apart on the same machine. Spawn rate and memory per
+idle actor are measured in fresh processes; peer libraries in their own processes under a
+timeout. Reported values are medians over the repeats; ratios are medians of per-repeat
+ratios.
+
+Writes ``core.json`` (a ``CoreResult``), ``core.md`` (the table) and ``core.png`` (a bar
+chart) to ``out``, and the table to stdout. ``ACTOROS_BENCH_TINY=1`` (or ``tiny=True``)
+shrinks every count for a smoke test and skips the peers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import math
+import os
+import platform
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any, TypeVar
+
+import msgspec
+
+import actoros
+from actoros import run
+
+from . import _raw, _workloads
+from ._logs import bench_logging, progress
+from ._peers import PEERS, PeerResult, measure_peer
+from ._report import chart, markdown
+from ._result import TARGETS, CoreResult, Machine, Sizes
+from ._spawn import measure_in_subprocess
+from ._stats import median, percentile
+from ._subprocess import ChildFailed
+
+log = progress
+T = TypeVar("T")
+
+FULL = Sizes(
+    ask=200_000, tell=300_000, pingpong=200_000, fanout_rounds=100, restarts=3_000,
+    spawn=(100_000, 1_000_000), spawn_timeout=180.0,
+    peer_n=30_000, peer_budget=3.0, peer_timeout=120.0,
+)  # fmt: skip
+QUICK = Sizes(
+    ask=40_000, tell=60_000, pingpong=40_000, fanout_rounds=10, restarts=500,
+    spawn=(100_000,), spawn_timeout=60.0,
+    peer_n=5_000, peer_budget=1.0, peer_timeout=20.0,
+)  # fmt: skip
+TINY = Sizes(
+    ask=500, tell=1_000, pingpong=500, fanout_actors=100, fanout_rounds=3, restarts=30,
+    spawn=(100_000,), spawn_timeout=60.0, peers=False,
+)  # fmt: skip
+DEFAULT_REPEATS = 3
+
+
+def _size_key(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def _measure(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one workload in a fresh event loop, after a garbage collection."""
+    gc.collect()
+    return run(factory())
+
+
+def _rate(factory: Callable[[], Coroutine[Any, Any, tuple[int, float]]]) -> float:
+    ops, seconds = _measure(factory)
+    return float(ops / seconds)
+
+
+def _loop_name() -> str:
+    async def probe() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    return "uvloop" if run(probe()) == "uvloop" else "asyncio"
+
+
+def _in_process(sizes: Sizes, repeats: int, raw: dict[str, list[float]]) -> None:
+    """Raw baselines and actoros workloads, interleaved, ``repeats`` times."""
+    pairs: list[tuple[str, Callable[[], Any], str, Callable[[], Any]]] = [
+        ("raw_ask_rt_per_s", lambda: _raw.queue_future_ask(sizes.ask),
+         "ask_rt_per_s", lambda: _workloads.ask_loop(sizes.ask)),
+        ("raw_oneway_msg_per_s", lambda: _raw.bounded_queue_oneway(sizes.tell,
+                                                                   sizes.oneway_maxsize),
+         "tell_msg_per_s", lambda: _workloads.tell_until_processed(sizes.tell)),
+    ]  # fmt: skip
+    # warm-up: first-use costs (imports, caches) out of the timed runs
+    _measure(lambda: _raw.queue_future_ask(min(sizes.ask, 2_000)))
+    _measure(lambda: _workloads.ask_loop(min(sizes.ask, 2_000)))
+    _measure(lambda: _workloads.tell_until_processed(min(sizes.tell, 2_000)))
+    _measure(lambda: _workloads.restart_latencies(10, warmup=0))
+    for r in range(repeats):
+        for raw_key, raw_work, key, work in pairs:
+            order = [(raw_key, raw_work), (key, work)]
+            if r % 2:
+                order.reverse()
+            for name, factory in order:
+                raw.setdefault(name, []).append(_rate(factory))
+        raw.setdefault("ask_ratio", []).append(
+            raw["ask_rt_per_s"][-1] / raw["raw_ask_rt_per_s"][-1]
+        )
+        raw.setdefault("tell_ratio", []).append(
+            raw["tell_msg_per_s"][-1] / raw["raw_oneway_msg_per_s"][-1]
+        )
+        raw.setdefault("raw_pingpong_rt_per_s", []).append(
+            _rate(lambda: _raw.queue_ping_pong(sizes.pingpong))
+        )
+        rounds, asks, seconds = _measure(
+            lambda: _workloads.fan_out_in(sizes.fanout_actors, sizes.fanout_rounds)
+        )
+        raw.setdefault("fanout_rounds_per_s", []).append(rounds / seconds)
+        raw.setdefault("fanout_msgs_per_s", []).append(asks / seconds)
+        gc.collect()
+        latencies = run(_workloads.restart_latencies(sizes.restarts))
+        raw.setdefault("restart_p50_us", []).append(percentile(latencies, 50) * 1e6)
+        raw.setdefault("restart_p99_us", []).append(percentile(latencies, 99) * 1e6)
+        log.info(
+            "bench.repeat",
+            repeat=r + 1,
+            of=repeats,
+            ask_ratio=round(raw["ask_ratio"][-1], 3),
+            tell_ratio=round(raw["tell_ratio"][-1], 3),
+            restart_p50_us=round(raw["restart_p50_us"][-1], 1),
+        )
+
+
+def _spawns(sizes: Sizes, repeats: int, raw: dict[str, list[float]], notes: list[str]) -> None:
+    for n in sizes.spawn:
+        key = _size_key(n)
+        for r in range(repeats):
+            try:
+                sample = measure_in_subprocess(n, sizes.spawn_timeout)
+            except ChildFailed as exc:
+                notes.append(f"spawn of {n:,} actors failed: {exc}")
+                log.error("bench.spawn_failed", actors=n, error=str(exc))
+                break
+            raw.setdefault(f"spawn_per_s_{key}", []).append(sample.spawn_per_s)
+            raw.setdefault(f"spawn_{key}_seconds", []).append(sample.spawn_seconds)
+            raw.setdefault(f"bytes_per_idle_actor_{key}", []).append(sample.bytes_per_actor)
+            raw.setdefault(f"shutdown_{key}_seconds", []).append(sample.shutdown_seconds)
+            log.info(
+                "bench.spawn",
+                actors=n,
+                repeat=r + 1,
+                spawn_per_s=round(sample.spawn_per_s),
+                bytes_per_actor=round(sample.bytes_per_actor),
+            )
+
+
+def _peers(sizes: Sizes, repeats: int, notes: list[str]) -> dict[str, PeerResult]:
+    results: dict[str, PeerResult] = {}
+    if not sizes.peers:
+        notes.append("peers skipped (tiny run)")
+        return results
+    for name in PEERS:
+        started = perf_counter()
+        result = measure_peer(name, sizes.peer_n, repeats, sizes.peer_budget, sizes.peer_timeout)
+        results[name] = result
+        log.info(
+            "bench.peer",
+            peer=name,
+            status=result.status,
+            ask_rt_per_s=round(median(result.ask_rt_per_s)) if result.ask_rt_per_s else None,
+            reason=result.reason,
+            seconds=round(perf_counter() - started, 1),
+        )
+        if result.status != "ok":
+            notes.append(f"peer {name} {result.status}: {result.reason}")
+    return results
+
+
+def _metrics(raw: dict[str, list[float]], peers: dict[str, PeerResult]) -> dict[str, float]:
+    metrics = {key: median(samples) for key, samples in raw.items() if samples}
+    # the headline memory figure is the largest population measured
+    for key in ("1m", "100k"):
+        if f"bytes_per_idle_actor_{key}" in metrics:
+            metrics["bytes_per_idle_actor"] = metrics[f"bytes_per_idle_actor_{key}"]
+            break
+    else:
+        sized = sorted(k for k in metrics if k.startswith("bytes_per_idle_actor_"))
+        if sized:
+            metrics["bytes_per_idle_actor"] = metrics[sized[-1]]
+    for name, peer in peers.items():
+        if peer.status != "ok":
+            continue
+        for kind, samples, ours in (
+            ("ask", peer.ask_rt_per_s, "ask_rt_per_s"),
+            ("tell", peer.tell_msg_per_s, "tell_msg_per_s"),
+        ):
+            if not samples:
+                continue
+            value = median(samples)
+            unit = "ask_rt_per_s" if kind == "ask" else "tell_msg_per_s"
+            metrics[f"peer_{name}_{unit}"] = value
+            if ours in metrics and value > 0:
+                metrics[f"{kind}_vs_{name}"] = metrics[ours] / value
+    return metrics
+
+
+def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = None) -> int:
+    """Run the core benchmark; write ``core.json``, ``core.md`` and ``core.png`` to ``out``.
+
+    ``quick``: fewer messages, 100k spawns only, short peer runs (under 30 s on 2 cores).
+    ``repeats``: runs per measurement (default 3); reported values are medians.
+    ``tiny``: smoke-test sizes, no peers (default: the ``ACTOROS_BENCH_TINY`` env variable).
+    """
+    if tiny is None:
+        tiny = os.environ.get("ACTOROS_BENCH_TINY", "") not in ("", "0")
+    repeats = DEFAULT_REPEATS if repeats is None else repeats
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    sizes = TINY if tiny else QUICK if quick else FULL
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    if repeats < 3:
+        notes.append(f"only {repeats} repeat(s): medians of fewer than 3 runs are noisy")
+    raw: dict[str, list[float]] = {}
+    with bench_logging():
+        started = perf_counter()
+        loop = _loop_name()
+        if loop != "uvloop":
+            notes.append("uvloop is not installed: everything ran on the asyncio loop")
+        log.info("bench.start", benchmark="core", quick=quick, tiny=tiny, repeats=repeats,
+                 loop=loop, out=str(out))  # fmt: skip
+        _in_process(sizes, repeats, raw)
+        _spawns(sizes, repeats, raw, notes)
+        peers = _peers(sizes, repeats, notes)
+        if any(p.status == "ok" for p in peers.values()):
+            notes.append(
+                "peer ratios (ask_vs_*, tell_vs_*) divide the actoros median by the peer's "
+                "median, measured in separate processes after the actoros runs, not interleaved; "
+                "each peer process is pinned to one CPU (thread-based peers vary several-fold "
+                "with thread placement otherwise)"
+            )
+        result = CoreResult(
+            version=actoros.__version__,
+            python=platform.python_version(),
+            loop=loop,
+            machine=Machine(
+                cpu_count=os.cpu_count() or 0,
+                platform=platform.platform(),
+                processor=platform.machine(),
+                python_implementation=platform.python_implementation(),
+            ),
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            quick=quick,
+            repeats=repeats,
+            metrics=_metrics(raw, peers),
+            targets=TARGETS,
+            passed={},
+            raw=raw,
+            sizes=sizes,
+            peers=peers,
+            notes=notes,
+        )
+        result = msgspec.structs.replace(
+            result, passed={k: t.met(result.metrics.get(k, math.nan)) for k, t in TARGETS.items()}
+        )
+        (out / "core.json").write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+        table = markdown(result)
+        (out / "core.md").write_text(table)
+        chart(result, out / "core.png")
+        log.info("bench.done", seconds=round(perf_counter() - started, 1), out=str(out))
+    sys.stdout.write(table)
+    sys.stdout.flush()
+    return 0
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m actoros.bench.core",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (under 30 s)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="folder for core.json, core.md, core.png",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"runs per measurement (default {DEFAULT_REPEATS})",
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", default=None, help="smoke-test sizes, no peers"
+    )
+    args = parser.parse_args(argv)
+    return main(quick=args.quick, out=args.out, repeats=args.repeats, tiny=args.tiny)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())
