@@ -62,6 +62,22 @@ class MailboxSpec(msgspec.Struct, frozen=True):
         return self.capacity is None and not self.priority
 
 
+def _refuse(
+    envelope: Envelope, overflow: str, capacity: int, owner: str, on_drop: DropHandler
+) -> bool:
+    """A full mailbox's policy for the incoming message: raise (reject), drop it (True), or
+    leave room-making to the caller (drop_oldest: False)."""
+    if overflow == "reject":
+        raise MailboxFull(
+            f"mailbox of {owner} is full ({capacity} messages); {type(envelope[0]).__name__} "
+            f"rejected — slow down the sender or raise MailboxSpec.capacity"
+        )
+    if overflow == "drop_new":
+        on_drop(envelope, "mailbox full (drop_new)")
+        return True
+    return False
+
+
 class BoundedMailbox:
     """FIFO with a capacity and an overflow policy."""
 
@@ -80,14 +96,7 @@ class BoundedMailbox:
     def append(self, envelope: Envelope) -> None:
         q = self._q
         if len(q) >= self._capacity:
-            if self._overflow == "reject":
-                raise MailboxFull(
-                    f"mailbox of {self._owner} is full ({self._capacity} messages); "
-                    f"{type(envelope[0]).__name__} rejected — slow down the sender or raise "
-                    f"MailboxSpec.capacity"
-                )
-            if self._overflow == "drop_new":
-                self._on_drop(envelope, "mailbox full (drop_new)")
+            if _refuse(envelope, self._overflow, self._capacity, self._owner, self._on_drop):
                 return
             self._on_drop(q.popleft(), "mailbox full (drop_oldest)")
         q.append(envelope)
@@ -132,14 +141,7 @@ class PriorityMailbox:
     def append(self, envelope: Envelope) -> None:
         heap = self._heap
         if self._capacity is not None and len(heap) >= self._capacity:
-            if self._overflow == "reject":
-                raise MailboxFull(
-                    f"mailbox of {self._owner} is full ({self._capacity} messages); "
-                    f"{type(envelope[0]).__name__} rejected — slow down the sender or raise "
-                    f"MailboxSpec.capacity"
-                )
-            if self._overflow == "drop_new":
-                self._on_drop(envelope, "mailbox full (drop_new)")
+            if _refuse(envelope, self._overflow, self._capacity, self._owner, self._on_drop):
                 return
             # drop_oldest: the oldest message among those of the lowest priority (served last)
             worst = max(heap, key=lambda item: (item[0], -item[1]))
