@@ -337,7 +337,8 @@ class ActorCell(Context):
             log.info("actor.restarted", actor=self.path, incarnation=self._incarnation)
             kind: Any = "restarted"
         else:
-            log.debug("actor.started", actor=self.path)
+            if self._system._debug:  # skip building the path when debug lines are dropped
+                log.debug("actor.started", actor=self.path)
             kind = "started"
         events = self._system.events
         if events._subs:
@@ -529,7 +530,8 @@ class ActorCell(Context):
         if fut is not None and not fut.done():
             fut.set_result(None)
         if reason in ("normal", "stopped", "shutdown", "parent stopping"):
-            log.debug("actor.stopped", actor=self.path, reason=reason)
+            if self._system._debug:
+                log.debug("actor.stopped", actor=self.path, reason=reason)
         else:
             log.info("actor.stopped", actor=self.path, reason=reason)
         events = self._system.events

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 import random
 from collections.abc import Coroutine
@@ -38,6 +39,13 @@ def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     if uvloop is not None:
         return uvloop.run(main, debug=debug)
     return asyncio.run(main, debug=debug)
+
+
+def _debug_enabled() -> bool:
+    """Whether structlog keeps debug lines (checked once per system, for hot paths)."""
+    probe = structlog.get_logger("actoros.core").bind()
+    is_enabled_for = getattr(probe, "is_enabled_for", None)
+    return bool(is_enabled_for(logging.DEBUG)) if is_enabled_for is not None else True
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
@@ -78,6 +86,7 @@ class ActorSystem:
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._terminated: asyncio.Future[None] | None = None
         self._dead_letters = 0
+        self._debug = True
         self._ask_slots: dict[float, dict[asyncio.Future[Any], tuple[Any, Any, float]]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -99,6 +108,7 @@ class ActorSystem:
             from ..logging import configure
 
             configure()
+        self._debug = _debug_enabled()
         loop = asyncio.get_running_loop()
         self._loop = loop
         if self._clock is None:
