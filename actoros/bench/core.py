@@ -87,6 +87,13 @@ def _loop_name() -> str:
     return "uvloop" if run(probe()) == "uvloop" else "asyncio"
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
 def _in_process(sizes: Sizes, repeats: int, raw: dict[str, list[float]]) -> None:
     """Raw baselines and actoros workloads, interleaved, ``repeats`` times."""
     pairs: list[tuple[str, Callable[[], Any], str, Callable[[], Any]]] = [
@@ -230,6 +237,7 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
     raw: dict[str, list[float]] = {}
     with bench_logging():
         started = perf_counter()
+        load_start = _load_average()
         loop = _loop_name()
         if loop != "uvloop":
             notes.append("uvloop is not installed: everything ran on the asyncio loop")
@@ -238,6 +246,12 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
         _in_process(sizes, repeats, raw)
         _spawns(sizes, repeats, raw, notes)
         peers = _peers(sizes, repeats, notes)
+        if load_start is not None:
+            notes.append(
+                f"load average (1 min) {load_start:.2f} at the start, {_load_average():.2f} at "
+                f"the end, on {os.cpu_count()} CPUs: other work on the machine skews absolute "
+                f"numbers more than ratios"
+            )
         if any(p.status == "ok" for p in peers.values()):
             notes.append(
                 "peer ratios (ask_vs_*, tell_vs_*) divide the actoros median by the peer's "
