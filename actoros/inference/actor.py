@@ -1,0 +1,444 @@
+"""``InferenceActor``: one actor owns one engine and serves every agent's requests through it.
+
+Why one actor: continuous batching works best when one engine sees every request. The actor
+never blocks on a generation: ``receive`` admits the request and defers its reply; each
+admitted request runs in its own task against the engine, and the engine batches them.
+
+Admission: at most ``max_in_flight`` requests in the engine (default: the engine's
+``max_num_seqs``); the rest wait here in a ``FairQueue`` (lower priority first, requesters in
+turn), at most ``max_waiting`` of them — beyond that a request fails with ``Overloaded``.
+
+Cancellation: when an ask ends before its reply (timeout, cancelled), or the requesting actor
+stops, the engine request is aborted; nothing is left running for nobody.
+
+Failure: a prompt that does not fit fails that request with ``PromptTooLong``. When the engine
+dies, every waiting and in-flight request fails with ``EngineUnavailable`` and the actor fails,
+so its supervisor restarts it with a fresh engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Any
+
+import msgspec
+import structlog
+
+from actoros.core import Actor, ActorRef, Context, DeferredReply, Terminated
+
+from .admission import FairQueue
+from .engine import Engine, EngineDead
+from .errors import EngineUnavailable, InferenceError, Overloaded, PromptTooLong
+from .messages import Completion, Generate, Timings, TokenDelta, Usage
+
+log = structlog.get_logger("actoros.inference")
+
+_ids = itertools.count(1)
+
+
+class InferenceStats(msgspec.Struct, frozen=True):
+    """Ask the inference actor for ``InferenceStats()``; it replies with ``InferenceMetrics``."""
+
+
+class InferenceMetrics(msgspec.Struct, frozen=True):
+    engine_ready: bool
+    waiting: int
+    in_flight: int
+    completed: int
+    failed: int
+    output_tokens: int
+    tokens_per_s: float  # over the last ``window`` seconds
+    ttft_p50_s: float | None
+    engine_unfinished: int
+
+
+class _EngineFailed(msgspec.Struct, frozen=True):
+    error: str
+
+
+class CompletionStream:
+    """Async iterator over a streaming request: ``TokenDelta``s in order, then the
+    ``Completion``; a failure is raised from the iteration. Closing it early aborts the
+    request."""
+
+    def __init__(self, request_id: str, on_close: Callable[[], None]) -> None:
+        self.request_id = request_id
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._on_close = on_close
+        self._finished = False
+
+    def _put(self, item: Any) -> None:
+        self._queue.put_nowait(item)
+
+    def __aiter__(self) -> CompletionStream:
+        return self
+
+    async def __anext__(self) -> TokenDelta | Completion:
+        if self._finished:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        if isinstance(item, Completion):
+            self._finished = True
+        return item  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._on_close()
+
+    async def completion(self) -> Completion:
+        """Drain the stream and return its ``Completion``."""
+        async for item in self:
+            if isinstance(item, Completion):
+                return item
+        raise InferenceError(f"stream {self.request_id} ended without a completion")
+
+
+class _Request:
+    __slots__ = (
+        "id", "gen", "reply", "requester", "enqueued", "admitted", "first_token", "task",
+        "stream", "finished",
+    )  # fmt: skip
+
+    def __init__(
+        self, gen: Generate, reply: DeferredReply, requester: ActorRef | None, now: float
+    ) -> None:
+        self.id = f"req-{next(_ids)}"
+        self.gen = gen
+        self.reply = reply
+        self.requester = requester
+        self.enqueued = now
+        self.admitted = 0.0
+        self.first_token = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self.stream: CompletionStream | None = None
+        self.finished = False
+
+    @property
+    def abandoned(self) -> bool:
+        """Nobody waits for the result any more (the ask ended, the stream closed)."""
+        if self.stream is not None:
+            return self.stream._finished
+        return self.reply.expected and self.reply.done
+
+    def fail(self, error: BaseException) -> None:
+        self.finished = True
+        if self.stream is not None:
+            self.stream._put(error)
+        else:
+            self.reply.fail(error)
+        if self.requester is not None and self.gen.stream and not self.reply.expected:
+            self.requester.tell(error)
+
+
+class InferenceActor(Actor):
+    """Serves ``Generate`` requests from one engine.
+
+    ``await ref.ask(Generate(...))`` → ``Completion``. With ``stream=True``: an ask replies at
+    once with a ``CompletionStream``; a ``tell(..., sender=agent)`` sends the agent
+    ``TokenDelta``s and then the ``Completion`` (or the error).
+    """
+
+    def __init__(
+        self,
+        engine_factory: Callable[[], Engine],
+        *,
+        max_in_flight: int | None = None,
+        max_waiting: int = 4096,
+        metrics_window: float = 60.0,
+    ) -> None:
+        self._engine_factory = engine_factory
+        self._max_in_flight_arg = max_in_flight
+        self.max_waiting = max_waiting
+        self._window = metrics_window
+        self.engine: Engine | None = None
+        self._ready = False
+        self._starting: asyncio.Task[None] | None = None
+        self._waiting: FairQueue[_Request] = FairQueue()
+        self._in_flight: dict[str, _Request] = {}
+        self._requesters: dict[ActorRef, int] = {}
+        self._completed = 0
+        self._failed = 0
+        self._output_tokens = 0
+        self._recent: deque[tuple[float, int]] = deque()  # (finish time, output tokens)
+        self._ttfts: deque[float] = deque(maxlen=1024)
+        self.max_in_flight = max_in_flight or 1
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.engine = self._engine_factory()
+        # build the engine off the loop's critical path: requests queue meanwhile
+        self._starting = asyncio.get_running_loop().create_task(self._start_engine())
+
+    async def _start_engine(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        began = time.perf_counter()
+        try:
+            await engine.start()
+        except Exception as exc:
+            log.error("inference.engine_start_failed", actor=self.ctx.path, error=repr(exc))
+            self.ctx.self.tell(_EngineFailed(f"engine failed to start: {exc!r}"))
+            return
+        self.max_in_flight = self._max_in_flight_arg or engine.max_num_seqs
+        self._ready = True
+        log.info(
+            "inference.engine_ready",
+            actor=self.ctx.path,
+            engine=type(engine).__name__,
+            seconds=round(time.perf_counter() - began, 2),
+            max_in_flight=self.max_in_flight,
+            max_model_len=engine.max_model_len,
+        )
+        self._pump()
+
+    async def on_stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        error = EngineUnavailable("the inference actor stopped; retry once it is back")
+        self._fail_all(error)
+        tasks = [r.task for r in self._in_flight.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            try:
+                await engine.shutdown()
+            except Exception as exc:
+                log.warning("inference.engine_shutdown_failed", error=repr(exc))
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def receive(self, message: Any, ctx: Context) -> Any:
+        if isinstance(message, Generate):
+            return self._admit(message, ctx)
+        if isinstance(message, Terminated):
+            self._requester_gone(message.ref)
+            return None
+        if isinstance(message, InferenceStats):
+            return self.metrics()
+        if isinstance(message, _EngineFailed):
+            self._fail_all(EngineUnavailable(f"{message.error}; the actor restarts its engine"))
+            raise EngineUnavailable(message.error)
+        raise InferenceError(
+            f"the inference actor takes Generate or InferenceStats, not {type(message).__name__}"
+        )
+
+    def _admit(self, gen: Generate, ctx: Context) -> Any:
+        reply = ctx.defer_reply()
+        requester = ctx.sender
+        request = _Request(gen, reply, requester, time.perf_counter())
+        if len(self._waiting) >= self.max_waiting:
+            request.fail(
+                Overloaded(
+                    f"{len(self._waiting)} requests already wait at {ctx.path} "
+                    f"(max_waiting={self.max_waiting}); retry later or raise max_waiting"
+                )
+            )
+            self._failed += 1
+            return None
+        if gen.stream and reply.expected:
+            request.stream = CompletionStream(request.id, lambda: self._abandon(request))
+            reply.resolve(request.stream)
+        elif reply.expected:
+            reply.on_done(lambda: self._abandon(request))
+        if requester is not None and requester not in self._requesters:
+            ctx.watch(requester)
+            self._requesters[requester] = 0
+        if requester is not None:
+            self._requesters[requester] += 1
+        key: Hashable = requester if requester is not None else "external"
+        self._waiting.push(request, priority=gen.priority, requester=key)
+        self._pump()
+        return None
+
+    # -- admission and generation -----------------------------------------------------------
+
+    def _pump(self) -> None:
+        if not self._ready:
+            return
+        loop = asyncio.get_running_loop()
+        while self._waiting and len(self._in_flight) < self.max_in_flight:
+            request = self._waiting.pop()
+            if request.abandoned:
+                self._release(request)
+                continue
+            request.admitted = time.perf_counter()
+            self._in_flight[request.id] = request
+            request.task = loop.create_task(self._run(request))
+
+    async def _run(self, request: _Request) -> None:
+        engine = self.engine
+        assert engine is not None
+        gen = request.gen
+        text: list[str] = []
+        index = 0
+        finish_reason = "abort"
+        prompt_tokens = 0
+        completion_tokens = 0
+        try:
+            prompt, prompt_tokens = engine.render(gen)
+            if prompt_tokens + gen.max_tokens > engine.max_model_len:
+                raise PromptTooLong(prompt_tokens, gen.max_tokens, engine.max_model_len)
+            async for out in engine.generate(request.id, prompt, gen):
+                if out.text or out.token_count:
+                    if not request.first_token:
+                        request.first_token = time.perf_counter()
+                    completion_tokens += out.token_count
+                    if out.text:
+                        text.append(out.text)
+                        if gen.stream:
+                            self._deliver(request, TokenDelta(request.id, index, out.text))
+                            index += 1
+                if out.finished:
+                    finish_reason = out.finish_reason or "stop"
+                    if out.prompt_tokens:
+                        prompt_tokens = out.prompt_tokens
+        except EngineDead as exc:
+            request.fail(EngineUnavailable(f"the engine died during {request.id}: {exc}"))
+            self._failed += 1
+            self._engine_died(str(exc))
+            return
+        except asyncio.CancelledError:
+            await self._abort(request)
+            request.fail(EngineUnavailable(f"{request.id} was cancelled"))
+            raise
+        except InferenceError as exc:
+            request.fail(exc)
+            self._failed += 1
+            return
+        except Exception as exc:
+            request.fail(InferenceError(f"{request.id} failed in the engine: {exc!r}"))
+            self._failed += 1
+            log.warning("inference.request_failed", request_id=request.id, error=repr(exc))
+            return
+        finally:
+            self._in_flight.pop(request.id, None)
+            self._release(request)
+            if self.engine is not None:
+                self._pump()
+        if request.abandoned or finish_reason == "abort":
+            await self._abort(request)
+            return
+        now = time.perf_counter()
+        first = request.first_token or now
+        completion = Completion(
+            request_id=request.id,
+            text="".join(text),
+            finish_reason=finish_reason,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+            timings=Timings(
+                queued=request.admitted - request.enqueued,
+                ttft=first - request.enqueued,
+                total=now - request.enqueued,
+            ),
+        )
+        request.finished = True
+        self._completed += 1
+        self._output_tokens += completion_tokens
+        self._recent.append((now, completion_tokens))
+        self._ttfts.append(first - request.enqueued)
+        self._deliver(request, completion)
+
+    def _deliver(self, request: _Request, item: TokenDelta | Completion) -> None:
+        if request.stream is not None:
+            request.stream._put(item)
+        elif isinstance(item, Completion) and request.reply.expected:
+            request.reply.resolve(item)
+        elif request.requester is not None:
+            request.requester.tell(item, sender=self.ctx.self)
+
+    async def _abort(self, request: _Request) -> None:
+        engine = self.engine
+        if engine is not None:
+            try:
+                await engine.abort(request.id)
+            except Exception as exc:  # the engine may be gone: nothing left to abort
+                log.debug("inference.abort_failed", request_id=request.id, error=repr(exc))
+
+    def _abandon(self, request: _Request) -> None:
+        """The asker went away: drop the request if waiting, abort it if running."""
+        if request.finished:
+            return
+        request.finished = True
+        if request.task is not None and not request.task.done():
+            request.task.cancel()
+        elif request.task is None:
+            if self._waiting.remove_where(lambda r: r is request):
+                self._release(request)
+
+    def _release(self, request: _Request) -> None:
+        requester = request.requester
+        if requester is None or requester not in self._requesters:
+            return
+        self._requesters[requester] -= 1
+
+    def _requester_gone(self, ref: ActorRef) -> None:
+        self._requesters.pop(ref, None)
+        for request in self._waiting.remove_where(lambda r: r.requester is ref):
+            request.finished = True
+        for request in list(self._in_flight.values()):
+            if request.requester is ref and request.task is not None:
+                request.finished = True
+                request.task.cancel()
+
+    def _engine_died(self, error: str) -> None:
+        if self._ready:
+            self._ready = False
+            log.error("inference.engine_died", actor=self.ctx.path, error=error)
+            self.ctx.self.tell(_EngineFailed(f"the engine died: {error}"))
+
+    def _fail_all(self, error: InferenceError) -> None:
+        self._ready = False
+        for request in self._waiting.remove_where(lambda r: True):
+            request.fail(error)
+            self._failed += 1
+        for request in list(self._in_flight.values()):
+            if not request.finished:
+                request.fail(error)
+                self._failed += 1
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self) -> InferenceMetrics:
+        now = time.perf_counter()
+        recent = self._recent
+        while recent and recent[0][0] < now - self._window:
+            recent.popleft()
+        span = min(self._window, now - recent[0][0]) if recent else 0.0
+        tokens = sum(n for _, n in recent)
+        ttfts = sorted(self._ttfts)
+        engine = self.engine
+        return InferenceMetrics(
+            engine_ready=self._ready,
+            waiting=len(self._waiting),
+            in_flight=len(self._in_flight),
+            completed=self._completed,
+            failed=self._failed,
+            output_tokens=self._output_tokens,
+            tokens_per_s=tokens / span if span > 0 else 0.0,
+            ttft_p50_s=ttfts[len(ttfts) // 2] if ttfts else None,
+            engine_unfinished=engine.num_unfinished() if engine is not None and self._ready else 0,
+        )
+
+
+async def stream(ref: ActorRef, gen: Generate, timeout: float | None = 5.0) -> AsyncIterator[Any]:
+    """``async for item in stream(inference, Generate(...))``: deltas, then the Completion."""
+    if not gen.stream:
+        gen = msgspec.structs.replace(gen, stream=True)
+    completion_stream: CompletionStream = await ref.ask(gen, timeout=timeout)
+    try:
+        async for item in completion_stream:
+            yield item
+    finally:
+        await completion_stream.aclose()

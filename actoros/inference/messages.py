@@ -1,0 +1,78 @@
+"""Messages of the inference layer: what agents send to the inference actor and get back.
+
+All are frozen msgspec Structs, so they validate at the edges (YAML/JSON) and cost little in
+between.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    role: Role
+    content: str
+
+
+class Generate(msgspec.Struct, frozen=True, kw_only=True):
+    """One generation request: chat ``messages`` (through the model's chat template) or a raw
+    ``prompt`` — exactly one of them.
+
+    ``priority``: lower is served first (vLLM's convention); equal priorities are served fairly
+    across requesters. ``stream``: deliver ``TokenDelta``s before the final ``Completion``.
+    ``ignore_eos``: keep generating to ``max_tokens`` (benchmarks).
+    """
+
+    messages: tuple[ChatMessage, ...] | None = None
+    prompt: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    priority: int = 0
+    stream: bool = False
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("Generate needs exactly one of messages= or prompt=")
+        if self.max_tokens < 1:
+            raise ValueError(f"Generate.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"Generate.temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"Generate.top_p must be in (0, 1], got {self.top_p}")
+
+
+class TokenDelta(msgspec.Struct, frozen=True):
+    """New text of a streaming request; ``index`` counts deltas from 0, in order."""
+
+    request_id: str
+    index: int
+    text: str
+
+
+class Usage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Timings(msgspec.Struct, frozen=True):
+    """Seconds: waiting in the actor's queue, to the first token, and end to end."""
+
+    queued: float
+    ttft: float
+    total: float
+
+
+class Completion(msgspec.Struct, frozen=True):
+    request_id: str
+    text: str
+    finish_reason: str  # "stop" | "length" | "abort"
+    usage: Usage
+    timings: Timings
