@@ -19,6 +19,7 @@ so its supervisor restarts it with a fresh engine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from collections import deque
@@ -58,6 +59,7 @@ class InferenceMetrics(msgspec.Struct, frozen=True):
 
 class _EngineFailed(msgspec.Struct, frozen=True):
     error: str
+    engine: Any  # the engine that failed: a report about an earlier engine is stale
 
 
 class CompletionStream:
@@ -132,9 +134,9 @@ class _Request:
         self.finished = True
         if self.stream is not None:
             self.stream._put(error)
-        else:
+        elif self.reply.expected:
             self.reply.fail(error)
-        if self.requester is not None and self.gen.stream and not self.reply.expected:
+        elif self.requester is not None:  # a tell: the requester waits for a message
             self.requester.tell(error)
 
 
@@ -154,6 +156,10 @@ class InferenceActor(Actor):
         max_waiting: int = 4096,
         metrics_window: float = 60.0,
     ) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1 (or None), got {max_in_flight}")
+        if max_waiting < 0:
+            raise ValueError(f"max_waiting must be >= 0, got {max_waiting}")
         self._engine_factory = engine_factory
         self._max_in_flight_arg = max_in_flight
         self.max_waiting = max_waiting
@@ -186,7 +192,7 @@ class InferenceActor(Actor):
             await engine.start()
         except Exception as exc:
             log.error("inference.engine_start_failed", actor=self.ctx.path, error=repr(exc))
-            self.ctx.self.tell(_EngineFailed(f"engine failed to start: {exc!r}"))
+            self.ctx.self.tell(_EngineFailed(f"engine failed to start: {exc!r}", engine))
             return
         self.max_in_flight = self._max_in_flight_arg or engine.max_num_seqs
         self._ready = True
@@ -201,8 +207,12 @@ class InferenceActor(Actor):
         self._pump()
 
     async def on_stop(self) -> None:
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
+        starting = self._starting
+        if starting is not None and not starting.done():
+            starting.cancel()
+            # let the engine's start unwind before shutting it down (a start cut short must
+            # not leave a half-built engine running behind a completed shutdown)
+            await asyncio.gather(starting, return_exceptions=True)
         error = EngineUnavailable("the inference actor stopped; retry once it is back")
         self._fail_all(error)
         tasks = [r.task for r in self._in_flight.values() if r.task is not None]
@@ -228,24 +238,33 @@ class InferenceActor(Actor):
         if isinstance(message, InferenceStats):
             return self.metrics()
         if isinstance(message, _EngineFailed):
+            if message.engine is not self.engine:
+                return None  # about the engine of an earlier incarnation
             self._fail_all(EngineUnavailable(f"{message.error}; the actor restarts its engine"))
             raise EngineUnavailable(message.error)
-        raise InferenceError(
+        # a wrong message is the sender's error: answer it, but keep the engine running
+        error = InferenceError(
             f"the inference actor takes Generate or InferenceStats, not {type(message).__name__}"
         )
+        reply = ctx.defer_reply()
+        if reply.expected:
+            reply.fail(error)
+        else:
+            ctx.system.dead_letter(message, ctx.self, str(error))
+        return None
 
     def _admit(self, gen: Generate, ctx: Context) -> Any:
         reply = ctx.defer_reply()
         requester = ctx.sender
         request = _Request(gen, reply, requester, time.perf_counter())
         if len(self._waiting) >= self.max_waiting:
-            request.fail(
+            self._fail(
+                request,
                 Overloaded(
                     f"{len(self._waiting)} requests already wait at {ctx.path} "
                     f"(max_waiting={self.max_waiting}); retry later or raise max_waiting"
-                )
+                ),
             )
-            self._failed += 1
             return None
         if gen.stream and reply.expected:
             request.stream = CompletionStream(request.id, lambda: self._abandon(request))
@@ -275,7 +294,9 @@ class InferenceActor(Actor):
                 continue
             request.admitted = time.perf_counter()
             self._in_flight[request.id] = request
-            request.task = loop.create_task(self._run(request))
+            request.task = task = loop.create_task(self._run(request))
+            # a task cancelled before its first step never runs _run's cleanup: do it here too
+            task.add_done_callback(functools.partial(self._task_done, request))
 
     async def _run(self, request: _Request) -> None:
         engine = self.engine
@@ -297,7 +318,7 @@ class InferenceActor(Actor):
                     completion_tokens += out.token_count
                     if out.text:
                         text.append(out.text)
-                        if gen.stream:
+                        if gen.stream and not request.finished:
                             self._deliver(request, TokenDelta(request.id, index, out.text))
                             index += 1
                 if out.finished:
@@ -305,31 +326,27 @@ class InferenceActor(Actor):
                     if out.prompt_tokens:
                         prompt_tokens = out.prompt_tokens
         except EngineDead as exc:
-            request.fail(EngineUnavailable(f"the engine died during {request.id}: {exc}"))
-            self._failed += 1
+            self._fail(request, EngineUnavailable(f"the engine died during {request.id}: {exc}"))
             self._engine_died(str(exc))
             return
         except asyncio.CancelledError:
             await self._abort(request)
-            request.fail(EngineUnavailable(f"{request.id} was cancelled"))
+            self._fail(request, EngineUnavailable(f"{request.id} was cancelled"))
             raise
         except InferenceError as exc:
-            request.fail(exc)
-            self._failed += 1
+            self._fail(request, exc)
             return
         except Exception as exc:
-            request.fail(InferenceError(f"{request.id} failed in the engine: {exc!r}"))
-            self._failed += 1
+            self._fail(request, InferenceError(f"{request.id} failed in the engine: {exc!r}"))
             log.warning("inference.request_failed", request_id=request.id, error=repr(exc))
             return
         finally:
-            self._in_flight.pop(request.id, None)
-            self._release(request)
-            if self.engine is not None:
-                self._pump()
-        if request.abandoned or finish_reason == "abort":
+            self._done(request)
+        if request.finished or request.abandoned:  # failed meanwhile, or nobody waits
             await self._abort(request)
             return
+        # finish_reason "abort" here: the engine ended it on its own; the requester still
+        # gets what was generated
         now = time.perf_counter()
         first = request.first_token or now
         completion = Completion(
@@ -349,6 +366,17 @@ class InferenceActor(Actor):
         self._recent.append((now, completion_tokens))
         self._ttfts.append(first - request.enqueued)
         self._deliver(request, completion)
+
+    def _task_done(self, request: _Request, task: asyncio.Task[None]) -> None:
+        self._done(request)
+
+    def _done(self, request: _Request) -> None:
+        """The request left the engine (idempotent): free its slot, admit the next one."""
+        if self._in_flight.pop(request.id, None) is None:
+            return
+        self._release(request)
+        if self.engine is not None:
+            self._pump()
 
     def _deliver(self, request: _Request, item: TokenDelta | Completion) -> None:
         if request.stream is not None:
@@ -396,17 +424,19 @@ class InferenceActor(Actor):
         if self._ready:
             self._ready = False
             log.error("inference.engine_died", actor=self.ctx.path, error=error)
-            self.ctx.self.tell(_EngineFailed(f"the engine died: {error}"))
+            self.ctx.self.tell(_EngineFailed(f"the engine died: {error}", self.engine))
 
     def _fail_all(self, error: InferenceError) -> None:
         self._ready = False
         for request in self._waiting.remove_where(lambda r: True):
+            self._fail(request, error)
+        for request in list(self._in_flight.values()):
+            self._fail(request, error)
+
+    def _fail(self, request: _Request, error: InferenceError) -> None:
+        if not request.finished:  # answer each request once
             request.fail(error)
             self._failed += 1
-        for request in list(self._in_flight.values()):
-            if not request.finished:
-                request.fail(error)
-                self._failed += 1
 
     # -- metrics ----------------------------------------------------------------------------
 

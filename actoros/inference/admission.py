@@ -8,7 +8,7 @@ turns (round robin), and each requester's own requests keep their order. So an a
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -53,17 +53,17 @@ class FairQueue(Generic[T]):
         self._len -= 1
         return item
 
-    def remove_where(self, predicate: object) -> list[T]:
+    def remove_where(self, predicate: Callable[[T], bool]) -> list[T]:
         """Remove and return every item for which ``predicate(item)`` is true."""
         removed: list[T] = []
         for priority in list(self._lanes):
             lane = self._lanes[priority]
             for requester in list(lane):
-                queue = lane[requester]
-                keep = deque(x for x in queue if not predicate(x))  # type: ignore[operator]
-                removed.extend(x for x in queue if predicate(x))  # type: ignore[operator]
+                keep: deque[T] = deque()
+                for item in lane[requester]:
+                    (removed if predicate(item) else keep).append(item)
                 if keep:
-                    lane[requester] = keep
+                    lane[requester] = keep  # same key: its turn in the round is kept
                 else:
                     del lane[requester]
             if not lane:

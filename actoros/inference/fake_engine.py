@@ -56,7 +56,8 @@ class FakeEngine:
         self.started = False
         self.dead = False
         self.shutdowns = 0
-        self.generated: list[str] = []  # request ids, in the order they started
+        # request ids in the order they started (the first 10,000: a bound for long benchmarks)
+        self.generated: list[str] = []
         self._active: dict[str, asyncio.Event] = {}  # request id -> aborted flag
 
     async def start(self) -> None:
@@ -107,7 +108,8 @@ class FakeEngine:
         eos_at = low + digest[0] % max(1, high - low + 1)
         aborted = asyncio.Event()
         self._active[request_id] = aborted
-        self.generated.append(request_id)
+        if len(self.generated) < 10_000:
+            self.generated.append(request_id)
         # like vLLM, hold back text that may be the start of a stop string, so a stop string
         # spanning tokens is left out whole
         holdback = max((len(stop) for stop in gen.stop), default=1) - 1

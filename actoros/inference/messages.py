@@ -47,6 +47,8 @@ class Generate(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"Generate.temperature must be >= 0, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"Generate.top_p must be in (0, 1], got {self.top_p}")
+        if any(not stop for stop in self.stop):
+            raise ValueError("Generate.stop strings must not be empty")
 
 
 class TokenDelta(msgspec.Struct, frozen=True):
