@@ -155,6 +155,7 @@ class InferenceActor(Actor):
         max_in_flight: int | None = None,
         max_waiting: int = 4096,
         metrics_window: float = 60.0,
+        log_every: float | None = 10.0,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1 (or None), got {max_in_flight}")
@@ -176,13 +177,29 @@ class InferenceActor(Actor):
         self._recent: deque[tuple[float, int]] = deque()  # (finish time, output tokens)
         self._ttfts: deque[float] = deque(maxlen=1024)
         self.max_in_flight = max_in_flight or 1
+        self._log_every = log_every  # seconds between ``inference.stats`` lines while busy
+        self._reporter: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def on_start(self) -> None:
         self.engine = self._engine_factory()
         # build the engine off the loop's critical path: requests queue meanwhile
-        self._starting = asyncio.get_running_loop().create_task(self._start_engine())
+        loop = asyncio.get_running_loop()
+        self._starting = loop.create_task(self._start_engine())
+        if self._log_every:
+            self._reporter = loop.create_task(self._report(self._log_every))
+
+    async def _report(self, every: float) -> None:
+        """Log queue depth, in flight, tokens/s and TTFT while there is work."""
+        last = (-1, -1)
+        while True:
+            await asyncio.sleep(every)
+            m = self.metrics()
+            now = (m.completed + m.failed, m.waiting + m.in_flight)
+            if now != last or m.waiting or m.in_flight:
+                log.info("inference.stats", actor=self.ctx.path, **msgspec.structs.asdict(m))
+            last = now
 
     async def _start_engine(self) -> None:
         engine = self.engine
@@ -207,6 +224,8 @@ class InferenceActor(Actor):
         self._pump()
 
     async def on_stop(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
         starting = self._starting
         if starting is not None and not starting.done():
             starting.cancel()

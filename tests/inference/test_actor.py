@@ -654,3 +654,41 @@ async def test_stopping_the_actor_fails_its_requests_and_shuts_the_engine_down(
         with pytest.raises(EngineUnavailable, match="stopped"):
             await pending
     assert engines.engine.num_unfinished() == 0 and engines.engine.shutdowns == 1
+
+
+# -- metrics in the logs ---------------------------------------------------------------------
+
+
+async def test_busy_actor_logs_queue_depth_in_flight_tokens_per_s_and_ttft(
+    rt_system: ActorSystem,
+) -> None:
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        await _logged_stats(rt_system)
+    finally:
+        structlog.configure(**saved)
+
+
+async def _logged_stats(rt_system: ActorSystem) -> None:
+    import structlog
+
+    with structlog.testing.capture_logs() as logs:
+        inference = await rt_system.spawn(
+            InferenceActor, lambda: FakeEngine(token_delay=0.001), log_every=0.005
+        )
+        await inference.ask(Generate(prompt="hi", max_tokens=4, ignore_eos=True))
+        for _ in range(2000):  # a bounded wait for the reporter's next turn
+            if any(e["event"] == "inference.stats" and e["completed"] for e in logs):
+                break
+            await asyncio.sleep(0.001)
+    stats = [e for e in logs if e["event"] == "inference.stats"]
+    assert stats, "no inference.stats line was logged"
+    line = stats[-1]
+    for key in ("waiting", "in_flight", "tokens_per_s", "ttft_p50_s", "completed"):
+        assert key in line
+    assert line["completed"] == 1 and line["actor"] == inference.path
