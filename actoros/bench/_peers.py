@@ -28,9 +28,12 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -333,18 +336,43 @@ def _measure(name: str, n: int, repeats: int, budget: float) -> PeerSample:
     return PeerSample(name, importlib.metadata.version(dist), asks, tells, loop)
 
 
+def peers_python() -> str:
+    """The interpreter that runs the peers: ``$ACTOROS_PEERS_PYTHON``, else the repo's
+    ``.venv-peers`` (``make setup`` builds it: autogen-core pins a protobuf that vLLM's cannot
+    share a venv with), else this one."""
+    chosen = os.environ.get("ACTOROS_PEERS_PYTHON")
+    if chosen:
+        return chosen
+    repo = Path(__file__).resolve().parents[2]
+    candidate = repo / ".venv-peers" / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
+def _installed(python: str, module: str) -> bool:
+    if python == sys.executable:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+    probe = subprocess.run(
+        [python, "-c", f"import importlib.util as u, sys; sys.exit(not u.find_spec({module!r}))"],
+        capture_output=True,
+        timeout=60,
+    )
+    return probe.returncode == 0
+
+
 def measure_peer(name: str, n: int, repeats: int, budget: float, timeout: float) -> PeerResult:
     """Measure one peer in a subprocess; never raises for the peer's own failures."""
     module, dist = PEERS[name]
-    try:
-        installed = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        installed = False
-    if not installed:
+    python = peers_python()
+    if not _installed(python, module):
         return PeerResult(name, "skipped", reason=f"not installed (pip install {dist})")
     args = [name, "--n", str(n), "--repeats", str(repeats), "--budget", str(budget)]
     try:
-        sample: PeerSample = run_module("actoros.bench._peers", args, timeout, PeerSample)
+        sample: PeerSample = run_module(
+            "actoros.bench._peers", args, timeout, PeerSample, python=python
+        )
     except ChildFailed as exc:
         return PeerResult(name, "failed", reason=str(exc))
     return PeerResult(name, "ok", sample.version, None, sample.ask_rt_per_s, sample.tell_msg_per_s)

@@ -33,11 +33,20 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_module(module: str, args: list[str], timeout: float, result_type: type[Any]) -> Any:
-    """Run ``python -m module *args --result FILE`` and decode FILE as ``result_type``."""
+def run_module(
+    module: str,
+    args: list[str],
+    timeout: float,
+    result_type: type[Any],
+    python: str | None = None,
+) -> Any:
+    """Run ``python -m module *args --result FILE`` and decode FILE as ``result_type``.
+
+    ``python``: the interpreter to use (default: this one).
+    """
     with tempfile.TemporaryDirectory(prefix="actoros-bench-") as tmp:
         result = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", module, *args, "--result", str(result)]
+        cmd = [python or sys.executable, "-m", module, *args, "--result", str(result)]
         proc = subprocess.Popen(
             cmd,
             cwd=tmp,
