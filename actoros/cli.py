@@ -81,6 +81,45 @@ def add_bench(subcommands: Subcommands) -> None:
         "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
     )
     core.set_defaults(handler=_bench_core)
+    inference = benchmarks.add_parser(
+        "inference",
+        help="the inference actor vs direct vLLM vs one request at a time",
+        description="Drive one engine three ways — direct AsyncLLM from N tasks, the inference "
+        "actor from N agent actors, one request at a time — over a concurrency sweep; write "
+        "inference.json, inference.md and inference.png.",
+    )
+    inference.add_argument(
+        "--quick", action="store_true", help="the tiny random model (under 3 minutes)"
+    )
+    inference.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        metavar="DIR",
+        help="where results are written (default: %(default)s)",
+    )
+    inference.add_argument(
+        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
+    )
+    inference.add_argument(
+        "--engine",
+        choices=("vllm", "fake"),
+        default="vllm",
+        help="vllm, or fake: no vLLM needed, measures the runtime only (default: %(default)s)",
+    )
+    inference.add_argument(
+        "--model",
+        metavar="NAME|DIR",
+        help="a pulled model or a model folder (default: the CPU default model; --quick: the "
+        "tiny random model)",
+    )
+    inference.add_argument(
+        "--concurrency",
+        type=_concurrency_levels,
+        metavar="N,N,...",
+        help="concurrency levels (default: 1,4,16,32,64)",
+    )
+    inference.set_defaults(handler=_bench_inference)
 
 
 def _bench_core(args: argparse.Namespace) -> int:
@@ -89,6 +128,26 @@ def _bench_core(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: exists and is not a directory")
     bench = _import("actoros.bench.core", "actoros bench core")
     return int(bench.main(quick=args.quick, out=out, repeats=args.repeats))
+
+
+def _bench_inference(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    bench = _import("actoros.bench.inference", "actoros bench inference")
+    try:
+        return int(
+            bench.main(
+                quick=args.quick,
+                out=out,
+                repeats=args.repeats,
+                engine=args.engine,
+                model=args.model,
+                concurrency=args.concurrency,
+            )
+        )
+    except bench.BenchError as exc:  # no vLLM, no model: the message says what to do
+        raise UsageError(str(exc)) from exc
 
 
 def add_model(subcommands: Subcommands) -> None:
@@ -244,6 +303,16 @@ def _import(module: str, command: str) -> ModuleType:
         raise UsageError(
             f"{command} needs the Python package {missing!r}, which is not installed"
         ) from exc
+
+
+def _concurrency_levels(text: str) -> tuple[int, ...]:
+    levels = []
+    for part in text.split(","):
+        try:
+            levels.append(_positive_int(part.strip()))
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"concurrency level {exc}") from None
+    return tuple(levels)
 
 
 def _positive_int(text: str) -> int:

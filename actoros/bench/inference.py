@@ -1,0 +1,350 @@
+"""``actoros bench inference``: the inference actor measured side by side with direct vLLM.
+
+One engine is built once and shared. The same workload — requests of a fixed prompt length
+and a fixed output length (``ignore_eos``, greedy) — is driven three ways in one run:
+
+1. **direct**: N asyncio tasks stream from vLLM's ``AsyncLLM`` (the limit);
+2. **actor**: N agent actors, each streaming from the ``InferenceActor`` in its ``receive``;
+3. **sequential**: one agent asking for one completion at a time (a naive agent loop).
+
+Direct and actor alternate at each concurrency of the sweep (which goes first alternates
+too), after a warm-up of both; each repeat runs the whole sweep and the sequential loop.
+Reported values are medians over repeats; ratios are medians of per-repeat ratios. Metrics
+use the names of vLLM's own benchmark: requests/s, output tokens/s, TTFT, TPOT, ITL, E2EL.
+
+Writes ``inference.json`` (an ``InferenceResult``), ``inference.md`` and ``inference.png``
+(throughput vs concurrency) to ``out``, and the table to stdout. With vLLM the whole run
+happens in this process on one event loop (the engine binds to it); call it from a script with
+an ``if __name__ == "__main__":`` guard, since vLLM starts worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Literal
+
+import msgspec
+
+import actoros
+from actoros import ActorRef, ActorSystem, run
+from actoros.core.system import loop_name
+from actoros.inference.actor import InferenceActor, InferenceStats
+
+from ._inference_backends import FakeBackend
+from ._inference_paths import (
+    Backend,
+    NaiveAgent,
+    StreamingAgent,
+    run_actor,
+    run_direct,
+    run_sequential,
+    spawn_agents,
+    summarize,
+)
+from ._inference_report import chart, markdown
+from ._inference_result import (
+    PATHS,
+    REFERENCE_CONCURRENCY,
+    InferenceResult,
+    Workload,
+    level_targets,
+)
+from ._logs import bench_logging, progress
+from ._result import Machine
+from ._stats import median
+
+log = progress
+
+SWEEP = (1, 4, 16, 32, 64)
+FULL = Workload(
+    prompt_tokens=128, output_tokens=64, concurrency=SWEEP, waves=2, min_requests=4,
+    sequential_requests=4, warmup_requests=64,
+)  # fmt: skip
+QUICK = Workload(
+    prompt_tokens=64, output_tokens=64, concurrency=SWEEP, waves=4, min_requests=8,
+    sequential_requests=8, warmup_requests=64,
+)  # fmt: skip
+TINY = Workload(
+    prompt_tokens=16, output_tokens=8, concurrency=(1, 4), waves=1, min_requests=2,
+    sequential_requests=2, warmup_requests=4,
+)  # fmt: skip
+DEFAULT_REPEATS = 3
+QUICK_REPEATS = 5
+ENGINE_READY_TIMEOUT = 600.0  # seconds; vLLM on CPU starts in ~20-35 s here
+EngineKind = Literal["vllm", "fake"]
+
+
+class BenchError(Exception):
+    """The benchmark cannot run as asked (no vLLM, no model...); the message says what to do."""
+
+
+def _backend(engine: EngineKind, workload: Workload, quick: bool, model: str | None) -> Backend:
+    if engine == "fake":
+        return FakeBackend(workload)
+    try:
+        from ._inference_vllm import VLLMBackend
+    except ModuleNotFoundError as exc:
+        raise BenchError(
+            f"--engine vllm needs vLLM ({exc.name} is not installed): install the 'cpu' or "
+            "'gpu' extra, or run with --engine fake"
+        ) from exc
+    return VLLMBackend(workload, quick=quick, model=model)
+
+
+async def _wait_ready(inference: ActorRef) -> None:
+    deadline = perf_counter() + ENGINE_READY_TIMEOUT
+    while not (await inference.ask(InferenceStats())).engine_ready:
+        if perf_counter() > deadline:
+            raise BenchError(
+                f"the inference actor's engine was not ready in {ENGINE_READY_TIMEOUT} s"
+            )
+        await asyncio.sleep(0.01)
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _record(raw: dict[str, list[float]], prefix: str, stats: dict[str, float]) -> None:
+    for key, value in stats.items():
+        raw.setdefault(prefix.format(key), []).append(value)
+
+
+async def _level(
+    backend: Backend,
+    agents: list[ActorRef],
+    concurrency: int,
+    requests: int,
+    order: tuple[str, ...],
+    tag: str,
+) -> dict[str, dict[str, float]]:
+    """Direct and actor at one concurrency, back to back in ``order``."""
+    stats = {}
+    for path in order:
+        if path == "direct":
+            samples, seconds = await run_direct(backend, concurrency, requests, tag=tag)
+        else:
+            samples, seconds = await run_actor(agents, concurrency, requests)
+        stats[path] = summarize(samples, seconds)
+    return stats
+
+
+async def _sweep(
+    backend: Backend,
+    agents: list[ActorRef],
+    naive: ActorRef,
+    workload: Workload,
+    repeats: int,
+    raw: dict[str, list[float]],
+) -> None:
+    for r in range(repeats):
+        for i, concurrency in enumerate(workload.concurrency):
+            n = workload.requests(concurrency)
+            order = PATHS if (r + i) % 2 == 0 else PATHS[::-1]
+            stats = await _level(backend, agents, concurrency, n, order, f"r{r}c{concurrency}")
+            for path, values in stats.items():
+                _record(raw, f"{path}_{{}}_c{concurrency}", values)
+            direct, actor = stats["direct"], stats["actor"]
+            ratio = actor["tok_per_s"] / direct["tok_per_s"]
+            added = actor["ttft_ms_p50"] - direct["ttft_ms_p50"]
+            raw.setdefault(f"actor_vs_direct_c{concurrency}", []).append(ratio)
+            raw.setdefault(f"ttft_overhead_ms_p50_c{concurrency}", []).append(added)
+            log.info("bench.level", repeat=r + 1, of=repeats, concurrency=concurrency,
+                     requests=n, direct_tok_per_s=round(direct["tok_per_s"], 1),
+                     actor_tok_per_s=round(actor["tok_per_s"], 1),
+                     actor_vs_direct=round(ratio, 3), ttft_overhead_ms=round(added, 2))  # fmt: skip
+        samples, seconds = await run_sequential(naive, workload.sequential_requests)
+        sequential = summarize(samples, seconds)
+        _record(raw, "sequential_{}", sequential)
+        log.info("bench.sequential", repeat=r + 1, tok_per_s=round(sequential["tok_per_s"], 1))
+
+
+async def _measure(
+    backend: Backend, workload: Workload, repeats: int, raw: dict[str, list[float]]
+) -> str:
+    """Start the engine, warm up both paths, then ``repeats`` sweeps. Returns the loop name."""
+    try:
+        await backend.start()
+        log.info("bench.engine_ready", seconds=round(backend.start_seconds, 1))
+        async with ActorSystem("bench") as system:
+            # the actor starts (and at the end stops) the shared engine as it would its own:
+            # for vLLM a VLLMEngine wrapping the AsyncLLM the bench built, which stays running
+            engine = backend.engine
+            inference = await system.spawn(InferenceActor, lambda: engine, name="inference")
+            await _wait_ready(inference)
+            top = max(workload.concurrency)
+            agents = await spawn_agents(system, StreamingAgent, top, inference, backend.gen)
+            (naive,) = await spawn_agents(system, NaiveAgent, 1, inference, backend.gen)
+            # warm-up: both paths, a full wave at the top concurrency, then one request alone
+            for concurrency, n in ((top, workload.warmup_requests), (1, 1)):
+                await _level(backend, agents, concurrency, n, PATHS, "warmup")
+            await run_sequential(naive, 1)
+            log.info("bench.warmed_up")
+            await _sweep(backend, agents, naive, workload, repeats, raw)
+    finally:
+        await backend.close()
+    return loop_name(asyncio.get_running_loop())
+
+
+def _metrics(raw: dict[str, list[float]], workload: Workload) -> dict[str, float]:
+    metrics = {key: median(samples) for key, samples in raw.items() if samples}
+    levels = workload.concurrency
+    ref = REFERENCE_CONCURRENCY if REFERENCE_CONCURRENCY in levels else max(levels)
+    for path in PATHS:
+        for unit in ("tok_per_s", "req_per_s"):
+            metrics[f"{path}_{unit}"] = metrics.get(f"{path}_{unit}_c{ref}", math.nan)
+    metrics["reference_concurrency"] = float(ref)
+    ratios = [
+        metrics[f"actor_vs_direct_c{c}"] for c in levels if f"actor_vs_direct_c{c}" in metrics
+    ]
+    metrics["actor_vs_direct"] = min(ratios) if ratios else math.nan
+    # the actor's own latency is read alone (lowest concurrency): with many requests in flight
+    # a first token's wait depends mostly on where it lands in the engine's step cycle
+    added = [metrics.get(f"ttft_overhead_ms_p50_c{c}", math.nan) for c in levels]
+    metrics["ttft_overhead_ms_p50"] = added[0]
+    metrics["ttft_overhead_ms_p50_max"] = max(added)
+    sequential = metrics.get("sequential_tok_per_s", math.nan)
+    metrics["batching_speedup"] = metrics["actor_tok_per_s"] / sequential
+    metrics["batching_speedup_direct"] = metrics["direct_tok_per_s"] / sequential
+    for c in levels:
+        actor = metrics.get(f"actor_tok_per_s_c{c}")
+        if actor is not None:
+            metrics[f"batching_speedup_c{c}"] = actor / sequential
+    return metrics
+
+
+def main(
+    *,
+    quick: bool,
+    out: Path,
+    repeats: int | None = None,
+    engine: EngineKind = "vllm",
+    model: str | None = None,
+    concurrency: tuple[int, ...] | None = None,
+    tiny: bool | None = None,
+) -> int:
+    """Run the inference benchmark; write ``inference.{json,md,png}`` to ``out``.
+
+    ``quick``: the tiny random model (vLLM) and shorter requests, under 3 minutes on 2 cores.
+    ``engine``: ``"vllm"`` or ``"fake"`` (no vLLM needed; measures the runtime only).
+    ``model``: a model name or folder (vLLM; default: the pulled CPU default model).
+    ``concurrency``: the sweep (default 1, 4, 16, 32, 64).
+    ``tiny``: smoke-test sizes (default: the ``ACTOROS_BENCH_TINY`` env variable).
+    """
+    if tiny is None:
+        tiny = os.environ.get("ACTOROS_BENCH_TINY", "") not in ("", "0")
+    if repeats is None:
+        repeats = 1 if tiny else QUICK_REPEATS if quick else DEFAULT_REPEATS
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    workload = TINY if tiny else QUICK if quick else FULL
+    if concurrency:
+        workload = msgspec.structs.replace(workload, concurrency=tuple(sorted(set(concurrency))))
+    backend = _backend(engine, workload, quick, model)  # fails fast without vLLM
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    if repeats < 3:
+        notes.append(f"only {repeats} repeat(s): medians of fewer than 3 runs are noisy")
+    raw: dict[str, list[float]] = {}
+    with bench_logging():
+        started = perf_counter()
+        load_start = _load_average()
+        log.info("bench.start", benchmark="inference", engine=engine, quick=quick, tiny=tiny,
+                 repeats=repeats, concurrency=workload.concurrency, out=str(out))  # fmt: skip
+        loop = run(_measure(backend, workload, repeats, raw))
+        notes += backend.notes()
+        if load_start is not None:
+            notes.append(
+                f"load average (1 min) {load_start:.2f} at the start, {_load_average():.2f} at "
+                f"the end, on {os.cpu_count()} CPUs: other work on the machine disturbs single "
+                f"repeats (hence medians of per-repeat ratios)"
+            )
+        if loop != "uvloop":
+            notes.append("uvloop is not installed: everything ran on the asyncio loop")
+        targets = level_targets(workload.concurrency)
+        metrics = _metrics(raw, workload)
+        result = InferenceResult(
+            version=actoros.__version__,
+            python=platform.python_version(),
+            loop=loop,
+            machine=Machine(
+                cpu_count=os.cpu_count() or 0,
+                platform=platform.platform(),
+                processor=platform.machine(),
+                python_implementation=platform.python_implementation(),
+            ),
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            quick=quick,
+            repeats=repeats,
+            engine=backend.info(),
+            workload=workload,
+            metrics=metrics,
+            targets=targets,
+            passed={k: t.met(metrics.get(k, math.nan)) for k, t in targets.items()},
+            raw=raw,
+            notes=notes,
+        )
+        (out / "inference.json").write_bytes(
+            msgspec.json.format(msgspec.json.encode(result)) + b"\n"
+        )
+        table = markdown(result)
+        (out / "inference.md").write_text(table)
+        chart(result, out / "inference.png")
+        log.info("bench.done", seconds=round(perf_counter() - started, 1), out=str(out))
+    sys.stdout.write(table)
+    sys.stdout.flush()
+    return 0
+
+
+def parse_concurrency(text: str) -> tuple[int, ...]:
+    """``"1,4,16"`` -> ``(1, 4, 16)``; every level a positive integer."""
+    try:
+        levels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text!r}"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"concurrency levels must be >= 1, got {text!r}")
+    return levels
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m actoros.bench.inference",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny model, under 3 minutes")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--engine", choices=("vllm", "fake"), default="vllm")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--concurrency", type=parse_concurrency, default=None)
+    parser.add_argument("--tiny", action="store_true", default=None)
+    args = parser.parse_args(argv)
+    return main(
+        quick=args.quick,
+        out=args.out,
+        repeats=args.repeats,
+        engine=args.engine,
+        model=args.model,
+        concurrency=args.concurrency,
+        tiny=args.tiny,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

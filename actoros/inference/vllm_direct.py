@@ -1,0 +1,120 @@
+"""Raw vLLM, with nothing of actoros in between: the baseline of ``actoros bench inference``.
+
+``DirectLLM.start`` builds one ``AsyncLLM`` the way vLLM's documentation does (with the
+settings ``VLLMEngine`` uses); ``timed`` streams one request from it and returns when each
+chunk arrived. The benchmark measures the inference actor against exactly this, on the same
+``AsyncLLM`` instance (``llm``), which it hands to ``VLLMEngine.wrap`` for the actor path.
+
+This module and ``vllm_engine.py`` are the only ones that import vLLM (see the layering test);
+importing it without vLLM installed raises ``ModuleNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Sequence
+from time import perf_counter
+from typing import Any
+
+import vllm
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.inputs import TokensPrompt
+from vllm.platforms import current_platform
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from .vllm_engine import CPU_KV_CACHE_GIB
+
+__all__ = ["DirectLLM", "Timed", "vllm_version"]
+
+# (start, chunk arrival times, end, output tokens, prompt tokens); perf_counter() seconds
+Timed = tuple[float, list[float], float, int, int]
+
+
+def vllm_version() -> str:
+    return str(vllm.__version__)
+
+
+class DirectLLM:
+    """One ``AsyncLLM`` and the greedy, ``ignore_eos`` sampling the benchmark uses."""
+
+    def __init__(self, llm: AsyncLLM, settings: dict[str, Any]) -> None:
+        self.llm: AsyncLLM | None = llm
+        self.settings = settings  # the engine arguments it was built with
+
+    @classmethod
+    async def start(
+        cls,
+        model: str,
+        *,
+        max_model_len: int,
+        max_num_seqs: int,
+        enforce_eager: bool = True,
+        enable_prefix_caching: bool = False,
+        seed: int = 0,
+        **engine_args: Any,
+    ) -> DirectLLM:
+        """Build the engine off the event loop (it blocks for tens of seconds on CPU).
+
+        The engine binds to the running loop: use it from this loop only. Prefix caching is
+        off by default so that every request pays for its prefill, as with distinct prompts.
+        On CPU the KV cache gets ``VLLMEngine``'s fixed size, not a share of the machine.
+        """
+        settings: dict[str, Any] = {
+            "model": model,
+            "max_model_len": max_model_len,
+            "max_num_seqs": max_num_seqs,
+            "enforce_eager": enforce_eager,
+            "enable_prefix_caching": enable_prefix_caching,
+            "seed": seed,
+        }
+        if current_platform.is_cpu():
+            settings["kv_cache_memory_bytes"] = int(CPU_KV_CACHE_GIB * (1 << 30))
+        settings.update(engine_args)
+        args = AsyncEngineArgs(**settings)
+        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        return cls(llm, settings)
+
+    def _engine(self) -> AsyncLLM:
+        if self.llm is None:
+            raise RuntimeError("DirectLLM used after shutdown()")
+        return self.llm
+
+    def token_ids(self, text: str) -> list[int]:
+        """``text`` tokenized as vLLM does for a plain prompt (special tokens included)."""
+        return list(self._engine().get_tokenizer().encode(text))
+
+    @staticmethod
+    def sampling(max_tokens: int, *, temperature: float = 0.0, ignore_eos: bool = True) -> Any:
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            ignore_eos=ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    async def timed(self, request_id: str, prompt_token_ids: Sequence[int], params: Any) -> Timed:
+        """Stream one request; stamp each chunk that carries new tokens."""
+        llm = self._engine()
+        prompt = TokensPrompt(prompt_token_ids=list(prompt_token_ids))
+        stamps: list[float] = []
+        tokens = 0
+        start = perf_counter()
+        async for out in llm.generate(prompt, params, request_id):
+            new = len(out.outputs[0].token_ids)
+            if new:
+                stamps.append(perf_counter())
+                tokens += new
+        end = perf_counter()
+        return start, stamps, end, tokens, len(prompt_token_ids)
+
+    async def shutdown(self) -> None:
+        """Stop the engine's processes; dropping the last reference avoids vLLM's noisy
+        ``TypeError`` at interpreter exit."""
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            llm.shutdown()
+            del llm
+            gc.collect()
