@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 from typing import Literal
 
 import msgspec
@@ -15,6 +17,16 @@ class Machine(msgspec.Struct, frozen=True):
     platform: str
     processor: str
     python_implementation: str
+
+    @classmethod
+    def current(cls) -> Machine:
+        """The machine this process runs on."""
+        return cls(
+            cpu_count=os.cpu_count() or 0,
+            platform=platform.platform(),
+            processor=platform.machine(),
+            python_implementation=platform.python_implementation(),
+        )
 
 
 class Target(msgspec.Struct, frozen=True):

@@ -263,12 +263,7 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
             version=actoros.__version__,
             python=platform.python_version(),
             loop=loop,
-            machine=Machine(
-                cpu_count=os.cpu_count() or 0,
-                platform=platform.platform(),
-                processor=platform.machine(),
-                python_implementation=platform.python_implementation(),
-            ),
+            machine=Machine.current(),
             timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
             quick=quick,
             repeats=repeats,

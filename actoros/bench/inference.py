@@ -279,12 +279,7 @@ def main(
             version=actoros.__version__,
             python=platform.python_version(),
             loop=loop,
-            machine=Machine(
-                cpu_count=os.cpu_count() or 0,
-                platform=platform.platform(),
-                processor=platform.machine(),
-                python_implementation=platform.python_implementation(),
-            ),
+            machine=Machine.current(),
             timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
             quick=quick,
             repeats=repeats,
