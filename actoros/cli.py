@@ -188,8 +188,36 @@ def _model_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# Later: add_run, add_validate, add_top.
-COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_bench, add_model)
+def add_validate(subcommands: Subcommands) -> None:
+    validate = subcommands.add_parser(
+        "validate",
+        help="check a config file",
+        description="Check a config file; print 'FILE: ok (...)' and exit 0, or print one "
+        "line per problem ('FILE:LINE: PATH: problem') and exit 2.",
+    )
+    validate.add_argument("file", type=Path, metavar="FILE", help="the config file (YAML)")
+    validate.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from actoros.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        for line in exc.lines():
+            sys.stderr.write(f"{line}\n")
+        return 2
+    sys.stdout.write(
+        f"{args.file}: ok ({len(config.agents)} agents, {len(config.groups)} groups)\n"
+    )
+    return 0
+
+
+# Later: add_run, add_top.
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_bench, add_model, add_validate)
 
 
 # -- the parser and main -------------------------------------------------------------------

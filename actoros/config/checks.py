@@ -1,0 +1,223 @@
+"""Checks across fields, run on a config that decoded: names must refer to something real.
+
+Each check yields every problem it finds (never stops at the first): agent names unique and
+known wherever they are named (groups, rules, permissions, topics, workload); tools built-in,
+declared user tools or ``module:function``; a rule has exactly one action and only uses what
+its agent may; agent kinds have their parts; a workload file exists and reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .problems import ConfigError, Key, Problem, line_of, render_key
+from .schema import BUILTIN_TOOLS, USER_TOOL, AgentConfig, Config, Rule, Workload
+from .workload import load_workload_file
+
+
+def check(config: Config, lines: dict[Key, int]) -> Iterator[Problem]:
+    """Every problem across fields, section by section, in file order within a section."""
+    return _Checker(config, lines).run()
+
+
+def known(names: Iterable[str], wrong: str) -> str:
+    """ "(known: a, b, c)" — or, for long lists, the close matches only."""
+    names = sorted(set(names))
+    if not names:
+        return "(none defined)"
+    if len(names) <= 12:
+        return f"(known: {', '.join(names)})"
+    close = difflib.get_close_matches(wrong, names, n=3)
+    return f"(did you mean: {', '.join(close)}?)" if close else f"({len(names)} known)"
+
+
+class _Checker:
+    def __init__(self, config: Config, lines: dict[Key, int]) -> None:
+        self.config = config
+        self.lines = lines
+        self.agents = {agent.name for agent in config.agents}
+        self.topics = {topic.name for topic in config.topics}
+        self.tools = set(BUILTIN_TOOLS) | set(config.services.tools.user)
+
+    def run(self) -> Iterator[Problem]:
+        yield from self.user_tools()
+        yield from self.agent_list()
+        yield from self.groups()
+        yield from self.topic_list()
+        if self.config.workload is not None:
+            yield from self.workload(self.config.workload)
+
+    def problem(self, at: Key, message: str) -> Problem:
+        return Problem(render_key(at), line_of(self.lines, at), message)
+
+    # -- names -----------------------------------------------------------------------------
+
+    def tool(self, at: Key, tool: str) -> Iterator[Problem]:
+        if tool in self.tools:
+            return
+        if ":" in tool:
+            if not USER_TOOL.match(tool):
+                yield self.problem(at, f"user tool {tool!r} is not 'module:function'")
+            return
+        yield self.problem(at, f"unknown tool {tool!r} {known(self.tools, tool)}")
+
+    def agent(self, at: Key, name: str) -> Iterator[Problem]:
+        if name not in self.agents:
+            yield self.problem(at, f"unknown agent {name!r} {known(self.agents, name)}")
+
+    # -- sections --------------------------------------------------------------------------
+
+    def user_tools(self) -> Iterator[Problem]:
+        for name, target in self.config.services.tools.user.items():
+            at: Key = ("services", "tools", "user", name)
+            if name in BUILTIN_TOOLS:
+                yield self.problem(at, "shadows a built-in tool")
+            if not USER_TOOL.match(target):
+                yield self.problem(at, f"{target!r} is not 'module:function'")
+
+    def agent_list(self) -> Iterator[Problem]:
+        first: dict[str, int] = {}
+        for i, agent in enumerate(self.config.agents):
+            here: Key = ("agents", i)
+            if agent.name in first:
+                yield self.problem(
+                    (*here, "name"),
+                    f"duplicate agent name {agent.name!r} (also agents[{first[agent.name]}])",
+                )
+            first.setdefault(agent.name, i)
+            for j, tool in enumerate(agent.tools):
+                yield from self.tool((*here, "tools", j), tool)
+            yield from self.kind(agent, here)
+            yield from self.permissions(agent, here)
+            for j, rule in enumerate(agent.rules):
+                yield from self.rule(agent, rule, (*here, "rules", j))
+
+    def kind(self, agent: AgentConfig, here: Key) -> Iterator[Problem]:
+        if agent.kind == "rule":
+            if not agent.rules:
+                yield self.problem((*here, "rules"), "a rule agent needs at least one rule")
+            if agent.system_prompt:
+                yield self.problem((*here, "system_prompt"), "only llm agents use a system prompt")
+            return
+        if agent.rules:
+            yield self.problem((*here, "rules"), "only rule agents have rules")
+        if self.config.inference is None:
+            yield self.problem((*here, "kind"), "an llm agent needs an 'inference' section")
+        elif not agent.permissions.inference:
+            yield self.problem(
+                (*here, "permissions", "inference"), "an llm agent needs inference permission"
+            )
+
+    def permissions(self, agent: AgentConfig, here: Key) -> Iterator[Problem]:
+        perms = agent.permissions
+        at: Key = (*here, "permissions")
+        for j, tool in enumerate(perms.tools or ()):
+            yield from self.tool((*at, "tools", j), tool)
+        for j, name in enumerate(perms.agents or ()):
+            if name != "*":
+                yield from self.agent((*at, "agents", j), name)
+        for j, topic in enumerate(perms.topics):
+            if topic not in self.topics:
+                yield self.problem(
+                    (*at, "topics", j), f"unknown topic {topic!r} {known(self.topics, topic)}"
+                )
+
+    def rule(self, agent: AgentConfig, rule: Rule, at: Key) -> Iterator[Problem]:
+        perms = agent.permissions
+        actions = [
+            a for a in ("reply", "forward", "tool", "submit") if getattr(rule, a) is not None
+        ]
+        if len(actions) != 1:
+            found = ", ".join(actions) if actions else "none"
+            yield self.problem(
+                at, f"a rule needs exactly one action of reply, forward, tool, submit (got {found})"
+            )
+        if rule.forward is not None:
+            yield from self.agent((*at, "forward"), rule.forward)
+            if rule.forward == agent.name:
+                yield self.problem((*at, "forward"), "an agent cannot forward to itself")
+            elif perms.agents is not None and not {"*", rule.forward} & set(perms.agents):
+                yield self.problem(
+                    (*at, "forward"),
+                    f"forwarding to {rule.forward!r} is not allowed by permissions.agents",
+                )
+        if rule.tool is not None:
+            yield from self.tool((*at, "tool"), rule.tool)
+            allowed = agent.tools if perms.tools is None else perms.tools
+            if rule.tool not in allowed:
+                where = "tools" if perms.tools is None else "permissions.tools"
+                yield self.problem(
+                    (*at, "tool"), f"tool {rule.tool!r} is not in this agent's {where}"
+                )
+        if rule.submit is not None and not perms.submit:
+            yield self.problem((*at, "submit"), "submitting tasks needs permissions.submit: true")
+
+    def groups(self) -> Iterator[Problem]:
+        group_of: dict[str, str] = {}
+        first: dict[str, int] = {}
+        for i, group in enumerate(self.config.groups):
+            here: Key = ("groups", i)
+            if group.name in first:
+                yield self.problem(
+                    (*here, "name"),
+                    f"duplicate group name {group.name!r} (also groups[{first[group.name]}])",
+                )
+            first.setdefault(group.name, i)
+            if not group.children:
+                yield self.problem((*here, "children"), "a group needs at least one child")
+            for j, child in enumerate(group.children):
+                if child not in self.agents:
+                    yield from self.agent((*here, "children", j), child)
+                elif child in group_of:
+                    yield self.problem(
+                        (*here, "children", j),
+                        f"agent {child!r} is already in group {group_of[child]!r}",
+                    )
+                else:
+                    group_of[child] = group.name
+
+    def topic_list(self) -> Iterator[Problem]:
+        seen: set[str] = set()
+        for i, topic in enumerate(self.config.topics):
+            here: Key = ("topics", i)
+            if topic.name in seen:
+                yield self.problem((*here, "name"), f"duplicate topic name {topic.name!r}")
+            seen.add(topic.name)
+            for j, name in enumerate(topic.subscribers):
+                yield from self.agent((*here, "subscribers", j), name)
+
+    def workload(self, workload: Workload) -> Iterator[Problem]:
+        here: Key = ("workload",)
+        if workload.tasks and workload.file is not None:
+            yield self.problem(here, "give either 'tasks' or 'file', not both")
+        if workload.agent is not None:
+            yield from self.agent((*here, "agent"), workload.agent)
+        for i, task in enumerate(workload.tasks):
+            at: Key = (*here, "tasks", i)
+            if task.agent is not None:
+                yield from self.agent((*at, "agent"), task.agent)
+            elif workload.agent is None:
+                yield self.problem(at, "no agent: set the task's 'agent' or 'workload.agent'")
+        if workload.file is not None:
+            yield from self.workload_file(workload, Path(workload.file))
+
+    def workload_file(self, workload: Workload, path: Path) -> Iterator[Problem]:
+        at: Key = ("workload", "file")
+        if not path.is_file():
+            yield self.problem(at, f"no such file: {path}")
+            return
+        try:
+            tasks = load_workload_file(path)
+        except ConfigError as exc:
+            for line in exc.lines():
+                yield self.problem(at, line)
+            return
+        for task in tasks:  # one problem per kind is enough: the file may be long
+            if task.agent is None and workload.agent is None:
+                yield self.problem(at, f"{path}: a task without 'agent' and no 'workload.agent'")
+                return
+            if task.agent is not None and task.agent not in self.agents:
+                yield self.problem(at, f"{path}: unknown agent {task.agent!r}")
+                return

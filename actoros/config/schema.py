@@ -1,0 +1,250 @@
+"""The ``config.yaml`` schema: one frozen msgspec Struct per section.
+
+Every Struct forbids unknown keys and has a default wherever one makes sense, so a config says
+only what differs. Names that refer to other parts (agents in groups, tools of agents, ...)
+are plain strings here; ``checks.py`` verifies them after decoding.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+BUILTIN_TOOLS = ("calculator", "clock", "kv_get", "kv_put")
+"""Tools every system has (the tool service registers them)."""
+
+USER_TOOL = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+"""A user tool: ``package.module:function``."""
+
+NAME = re.compile(r"^[A-Za-z_][\w-]*$")
+"""Agent, group and topic names: they become actor names and paths (``/agents/router``)."""
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Base of every config Struct: unknown keys are errors, values are immutable."""
+
+
+class SystemConfig(_Section, frozen=True):
+    """``system:`` — the ActorSystem itself.
+
+    ``name`` names the system (logs, the root of actor paths); ``log_level`` / ``log_format``
+    configure structlog (``auto``: console on a terminal, JSON lines otherwise); ``state_dir``
+    holds the SQLite files (task journal, threads, key-value store), created when needed.
+    """
+
+    name: Name = "actoros"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["auto", "console", "json"] = "auto"
+    state_dir: str = ".actoros"
+
+
+class InferenceConfig(_Section, frozen=True):
+    """``inference:`` — the one inference actor and its engine.
+
+    ``engine`` is ``vllm`` (a real model, GPU or CPU) or ``fake`` (deterministic, instant, no
+    model). ``model`` is a model name known to ``actoros model pull``, a local folder or a
+    Hugging Face id (``None``: the CPU default model). ``engine_args`` go to the engine's
+    constructor unchanged (for vllm: ``AsyncEngineArgs`` fields such as ``max_model_len``;
+    for fake: ``token_delay``, ``max_model_len``, ...). Admission: at most ``max_in_flight``
+    requests inside the engine (``None``: the engine's ``max_num_seqs``), at most
+    ``max_waiting`` queued behind them before new requests are refused with ``Overloaded``.
+    """
+
+    engine: Literal["vllm", "fake"] = "vllm"
+    model: str | None = None
+    engine_args: dict[str, Any] = {}
+    max_in_flight: Positive | None = None
+    max_waiting: NonNegative = 4096
+
+
+class SchedulerConfig(_Section, frozen=True):
+    """``services.scheduler:`` — the durable task queue and its pool of worker actors.
+
+    ``workers`` worker actors take tasks in ``policy`` order (``fifo``, or ``priority``: lower
+    value first, FIFO within a value). ``db`` is the SQLite journal (default:
+    ``<state_dir>/scheduler.sqlite``); unfinished tasks in it are resumed on the next run.
+    """
+
+    workers: Positive = 4
+    policy: Literal["fifo", "priority"] = "fifo"
+    db: str | None = None
+
+
+class ThreadsConfig(_Section, frozen=True):
+    """``services.threads:`` — the conversation thread store.
+
+    ``db`` is its SQLite file (default: ``<state_dir>/threads.sqlite``). ``context_budget``
+    caps the tokens of a prompt built from a thread (``None``: the model's context length);
+    older turns beyond it are folded into a running summary. ``keep_recent`` turns are always
+    kept verbatim.
+    """
+
+    db: str | None = None
+    context_budget: Positive | None = None
+    keep_recent: NonNegative = 4
+
+
+class ToolsConfig(_Section, frozen=True):
+    """``services.tools:`` — user tools beside the built-ins.
+
+    ``user`` maps a tool name to the Python callable that implements it, written
+    ``package.module:function`` (imported when the system starts). Agents may also list a
+    ``module:function`` string directly in their ``tools``.
+    """
+
+    user: dict[str, str] = {}
+    timeout: Seconds = 30.0
+
+
+class ServicesConfig(_Section, frozen=True):
+    """``services:`` — the kernel services supervised under ``/kernel``."""
+
+    scheduler: SchedulerConfig = SchedulerConfig()
+    threads: ThreadsConfig = ThreadsConfig()
+    tools: ToolsConfig = ToolsConfig()
+
+
+class SubmitAction(_Section, frozen=True):
+    """A task a rule submits to the scheduler: ``Task(kind, payload, priority)``."""
+
+    kind: str
+    payload: Any = None
+    priority: int = 0
+
+
+class Rule(_Section, frozen=True):
+    """One rule of a ``rule`` agent: a condition on the message, then exactly one action.
+
+    Condition: every ``match`` field equals its value and every ``contains`` field contains
+    its text (case-insensitive). The incoming message is seen as a mapping of fields (a plain
+    text message is ``{text: ...}``). No condition matches everything (a catch-all rule).
+    Rules are tried in order; the first that matches acts.
+
+    Actions (exactly one): ``reply`` with a text; ``forward`` the message to another agent
+    (its reply is the reply); call ``tool`` with ``args``; ``submit`` a task to the scheduler.
+    """
+
+    match: dict[str, str | int | float | bool | None] = {}
+    contains: dict[str, str] = {}
+    reply: str | None = None
+    forward: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] = {}
+    submit: SubmitAction | None = None
+
+
+class Permissions(_Section, frozen=True):
+    """What an agent may do; every syscall is checked against it (a denial is an error reply).
+
+    ``tools``: tools it may call (``None``: exactly the agent's ``tools``). ``agents``: agents
+    it may message (``None``: those its rules forward to, none for an llm agent; ``"*"``: any).
+    ``topics``: topics it may publish to. ``inference``: whether it may call the model.
+    ``submit``: whether it may submit scheduler tasks.
+    """
+
+    tools: tuple[str, ...] | None = None
+    agents: tuple[str, ...] | None = None
+    topics: tuple[str, ...] = ()
+    inference: bool = True
+    submit: bool = False
+
+
+class AgentConfig(_Section, frozen=True):
+    """One entry of ``agents:``.
+
+    ``kind``: ``rule`` (decides by ``rules``) or ``llm`` (``system_prompt`` + its thread →
+    the inference actor → tool calls → reply, at most ``max_steps`` model calls per message,
+    sampling with ``temperature`` and ``max_tokens``). ``tools`` it can use, ``permissions``
+    for its syscalls, ``restart`` policy under its supervisor (OTP: ``permanent`` always
+    restarts, ``transient`` only after a crash, ``temporary`` never). ``mailbox`` bounds its
+    mailbox (``None``: unbounded).
+    """
+
+    name: Name
+    kind: Literal["rule", "llm"]
+    system_prompt: str = ""
+    tools: tuple[str, ...] = ()
+    permissions: Permissions = Permissions()
+    restart: Literal["permanent", "transient", "temporary"] = "permanent"
+    rules: tuple[Rule, ...] = ()
+    max_steps: Positive = 4
+    temperature: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    max_tokens: Positive = 256
+    mailbox: Positive | None = None
+
+
+class Backoff(_Section, frozen=True):
+    """Delay before restart n: ``min(max, min * 2**(n-1))``, ± ``jitter`` (a fraction)."""
+
+    min: Seconds = 0.0
+    max: Seconds = 0.0
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+
+
+class GroupConfig(_Section, frozen=True):
+    """One entry of ``groups:`` — a supervisor over some agents (``children``, by name).
+
+    ``strategy`` as in OTP; more than ``max_restarts`` restarts within ``within`` seconds and
+    the group gives up (its children stop) and escalates. Agents in no group run in an implicit
+    ``agents`` group (one_for_one, the defaults below). Children start in list order.
+    """
+
+    name: Name
+    strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
+    max_restarts: NonNegative = 3
+    within: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    backoff: Backoff = Backoff()
+    children: tuple[str, ...] = ()
+
+
+class TopicConfig(_Section, frozen=True):
+    """One entry of ``topics:`` — a pub/sub topic and the agents subscribed from the start."""
+
+    name: Name
+    subscribers: tuple[str, ...] = ()
+
+
+class WorkloadTask(_Section, frozen=True):
+    """One task of the workload: ``input`` (a text or a mapping of fields) sent to ``agent``.
+
+    ``agent`` defaults to ``workload.agent``; ``id`` (default: its position, ``task-0001``)
+    keys the result line and the durable journal, so a resumed run skips finished tasks.
+    """
+
+    input: str | dict[str, Any]
+    agent: str | None = None
+    id: str | None = None
+    priority: int = 0
+
+
+class Workload(_Section, frozen=True):
+    """``workload:`` — inline ``tasks`` or a JSONL ``file`` of them (one task per line).
+
+    ``agent`` is the default recipient; ``concurrency`` tasks run at once; a task that takes
+    longer than ``timeout`` seconds fails. No workload: ``actoros run`` serves until stopped.
+    """
+
+    tasks: tuple[WorkloadTask, ...] = ()
+    file: str | None = None
+    agent: str | None = None
+    concurrency: Positive = 8
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+
+
+class Config(_Section, frozen=True):
+    """A whole ``config.yaml``; every section is optional."""
+
+    system: SystemConfig = SystemConfig()
+    inference: InferenceConfig | None = None
+    services: ServicesConfig = ServicesConfig()
+    agents: tuple[AgentConfig, ...] = ()
+    groups: tuple[GroupConfig, ...] = ()
+    topics: tuple[TopicConfig, ...] = ()
+    workload: Workload | None = None
