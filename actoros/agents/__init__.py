@@ -1,2 +1,27 @@
 """Agents: actors that decide on their own — by rules (``RuleAgent``) or with an LLM
-(``LLMAgent``) — and act through syscalls to the kernel services."""
+(``LLMAgent``) — and act through syscalls to the kernel services, checked against their
+permissions. Users ask an agent with a ``UserMessage`` and get an ``AgentReply``, or an
+``AgentError`` saying why there is none."""
+
+from .base import Agent
+from .llm import LLMAgent
+from .messages import AgentError, AgentReply, UserMessage
+from .permissions import access_permissions
+from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
+from .rule import RuleAgent
+
+__all__ = [
+    "Agent",
+    "AgentError",
+    "AgentReply",
+    "Delegate",
+    "FinalAnswer",
+    "LLMAgent",
+    "Malformed",
+    "RuleAgent",
+    "ToolCall",
+    "UserMessage",
+    "access_permissions",
+    "parse_step",
+    "protocol_prompt",
+]

@@ -1,0 +1,231 @@
+"""``LLMAgent``: system prompt + thread memory → the inference actor → tool calls → reply.
+
+A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
+
+1. the user's text is appended to the conversation thread (a new thread when the message
+   names none; the reply names it, so the next turn continues it);
+2. the thread store builds the prompt — the system prompt with the protocol instruction, then
+   the thread, folded to fit the context — and the inference actor completes it;
+3. ``parse_step`` classifies the output: a ``ToolCall`` runs through the tool service, a
+   ``Delegate`` asks another agent; the step and its result are appended to the thread (the
+   result as a ``tool`` message, errors and denials included, so the model can recover) and
+   the loop goes on; a ``FinalAnswer`` is appended as ``assistant`` and is the reply;
+   ``Malformed`` output gets one retry with a note saying what was wrong (the bad output and
+   the note are not stored); malformed again is an ``AgentError``;
+4. at most ``config.max_steps`` model calls per turn, then an ``AgentError``.
+
+The actor keeps no conversation state: everything a later turn needs is in the thread store,
+so an agent restarted by its supervisor carries on with its threads as they were. Turns of
+one thread run one after another; turns of different threads run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from actoros.config.schema import AgentConfig
+from actoros.core import ActorRef
+from actoros.inference.messages import ChatMessage, Completion, Generate
+from actoros.kernel.access import AccessControl, CallTool, Infer, SendTo
+from actoros.kernel.threads import (
+    Append,
+    BuildPrompt,
+    CreateThread,
+    NewMessage,
+    PromptMessage,
+    default_count_tokens,
+)
+from actoros.kernel.tools import ToolResult
+
+from .base import Agent
+from .messages import AgentError, AgentReply, UserMessage
+from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
+
+__all__ = ["LLMAgent"]
+
+log = structlog.get_logger("actoros.agents.llm")
+
+ResolveAgent = Callable[[str], ActorRef | None]
+
+
+class LLMAgent(Agent):
+    """An agent driven by a model (see the module docstring).
+
+    ``inference``: the inference actor; ``threads``: the thread store; ``tools``: the tool
+    service (``None``: tool calls get an error result); ``resolve_agent(name)``: the agent to
+    delegate to (``None``: no such agent); ``tool_schemas``: tool name → the description and
+    argument schema shown to the model (``ToolRegistry.summaries()``). ``context_tokens``: the
+    model's context length; the prompt gets what ``max_tokens`` leaves of it.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        inference: ActorRef,
+        threads: ActorRef,
+        tools: ActorRef | None = None,
+        resolve_agent: ResolveAgent | None = None,
+        tool_schemas: Mapping[str, str] | None = None,
+        access: AccessControl | None = None,
+        timeout: float = 120.0,
+        context_tokens: int = 2048,
+    ) -> None:
+        super().__init__(config, access=access, timeout=timeout)
+        self.inference = inference
+        self.threads = threads
+        self.tools = tools
+        self.resolve_agent = resolve_agent
+        schemas = tool_schemas or {}
+        self.system_prompt = system_prompt(config, {t: schemas.get(t, "") for t in config.tools})
+        self.budget = max(64, context_tokens - config.max_tokens)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def handle(self, message: Any) -> AgentReply:
+        match message:
+            case UserMessage():
+                pass
+            case str():
+                message = UserMessage(text=message)
+            case _:
+                raise AgentError(self.name, f"cannot read a {type(message).__name__} message")
+        self.check(Infer())
+        thread_id = message.thread_id
+        if thread_id is None:
+            thread_id = await self._syscall(self.threads, CreateThread(title=self.name), "threads")
+        lock = self._locks.setdefault(thread_id, asyncio.Lock())
+        async with lock:
+            return await self._turn(thread_id, message.text)
+
+    async def _turn(self, thread_id: str, text: str) -> AgentReply:
+        await self._append(thread_id, NewMessage(role="user", content=text))
+        retry_used = False  # the previous output was malformed: one retry only
+        retry: tuple[ChatMessage, ...] = ()  # after malformed output: it and the correction
+        for step in range(1, self.config.max_steps + 1):
+            output = await self._generate(thread_id, retry)
+            retry = ()
+            match parse_step(output):
+                case FinalAnswer(text=answer):
+                    await self._append(thread_id, self._said(answer))
+                    return AgentReply(agent=self.name, text=answer, thread_id=thread_id, steps=step)
+                case Malformed(reason=reason):
+                    if retry_used:
+                        raise AgentError(self.name, f"malformed model output twice: {reason}")
+                    log.info("agent.malformed", agent=self.name, reason=reason)
+                    retry = (
+                        ChatMessage("assistant", output),
+                        ChatMessage("user", correction(reason)),
+                    )
+                    retry_used = True
+                    continue
+                case ToolCall(tool=tool, arguments=arguments):
+                    call = {"tool": tool, "arguments": arguments}
+                    await self._append(thread_id, self._said(output, call))
+                    result = await self._call_tool(tool, arguments)
+                    await self._append(thread_id, self._tool_message(result))
+                case Delegate(agent=agent, message=question):
+                    call = {"agent": agent, "message": question}
+                    await self._append(thread_id, self._said(output, call))
+                    result = await self._delegate(agent, question)
+                    await self._append(thread_id, self._tool_message(result))
+            retry_used = False
+        raise AgentError(self.name, f"no final answer within {self.config.max_steps} model calls")
+
+    # -- syscalls --------------------------------------------------------------------------
+
+    async def _generate(self, thread_id: str, retry: tuple[ChatMessage, ...]) -> str:
+        self.check(Infer())
+        # the retry messages ride on top of the built prompt: leave room for them
+        spare = sum(default_count_tokens(PromptMessage(m.role, m.content)) for m in retry)
+        build = BuildPrompt(
+            thread_id=thread_id,
+            system_prompt=self.system_prompt,
+            budget_tokens=max(16, self.budget - spare),
+        )
+        prompt = await self._syscall(self.threads, build, "threads")
+        messages = tuple(ChatMessage(m.role, m.content) for m in prompt) + retry  # type: ignore[arg-type]
+        gen = Generate(
+            messages=messages,
+            max_tokens=self.config.max_tokens,
+            temperature=self.config.temperature,
+        )
+        completion = await self._syscall(self.inference, gen, "inference")
+        if not isinstance(completion, Completion):
+            raise AgentError(self.name, f"inference answered {type(completion).__name__}")
+        return completion.text
+
+    async def _call_tool(self, tool: str, arguments: dict[str, Any]) -> str:
+        """The tool's result as the model will read it (errors included, never raised)."""
+        call = CallTool(tool=tool, arguments=arguments)
+        try:
+            self.check(call)
+        except AgentError as exc:
+            return f"{tool} error: {exc.reason}"
+        if self.tools is None:
+            return f"{tool} error: no tool service"
+        try:
+            result = await self.tools.ask(call, timeout=self.timeout)
+        except Exception as exc:
+            return f"{tool} error: the tool service did not answer ({exc})"
+        if not isinstance(result, ToolResult):
+            return f"{tool} error: unexpected reply {type(result).__name__}"
+        if not result.ok:
+            return f"{tool} error: {result.error}"
+        return f"{tool} result: {json.dumps(result.value, default=str)}"
+
+    async def _delegate(self, agent: str, question: str) -> str:
+        """The other agent's answer as the model will read it (errors included)."""
+        try:
+            self.check(SendTo(agent=agent))
+        except AgentError as exc:
+            return f"agent {agent} error: {exc.reason}"
+        ref = self.resolve_agent(agent) if self.resolve_agent is not None else None
+        if ref is None:
+            return f"agent {agent} error: there is no agent named {agent!r}"
+        try:
+            reply = await ref.ask(UserMessage(text=question), timeout=self.timeout)
+        except Exception as exc:
+            return f"agent {agent} error: {exc}"
+        text = reply.text if isinstance(reply, AgentReply) else str(reply)
+        return f"agent {agent} replied: {text}"
+
+    async def _append(self, thread_id: str, message: NewMessage) -> None:
+        await self._syscall(
+            self.threads, Append(thread_id=thread_id, messages=[message]), "threads"
+        )
+
+    async def _syscall(self, ref: ActorRef, request: Any, what: str) -> Any:
+        try:
+            return await ref.ask(request, timeout=self.timeout)
+        except AgentError:
+            raise
+        except Exception as exc:
+            reason = f"{what} failed: {type(exc).__name__}: {exc}"
+            raise AgentError(self.name, reason) from None
+
+    def _said(self, text: str, call: dict[str, Any] | None = None) -> NewMessage:
+        return NewMessage(role="assistant", content=text, agent=self.name, tool_calls=call)
+
+    def _tool_message(self, content: str) -> NewMessage:
+        return NewMessage(role="tool", content=content, agent=self.name)
+
+
+def system_prompt(config: AgentConfig, tools: dict[str, str]) -> str:
+    """The agent's own prompt, then the protocol: its tools and the agents it may ask."""
+    agents = [a for a in (config.permissions.agents or ()) if not any(c in a for c in "*?[")]
+    protocol = protocol_prompt(tools, agents)
+    return f"{config.system_prompt.strip()}\n\n{protocol}" if config.system_prompt else protocol
+
+
+def correction(reason: str) -> str:
+    """The note that asks the model to try again after malformed output."""
+    return (
+        f"Your last reply could not be used: {reason}. Reply again with exactly one JSON "
+        'object — {"tool": ..., "arguments": {...}}, {"agent": ..., "message": ...} or '
+        '{"answer": ...} — or with plain text as the final answer.'
+    )

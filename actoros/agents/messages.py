@@ -1,0 +1,50 @@
+"""What users and workloads send agents, and what they get back.
+
+An agent is asked with a ``UserMessage`` (or, for a rule agent, any msgspec Struct or mapping
+of fields) and answers with an ``AgentReply``. When it cannot answer — no rule matches, a
+syscall is denied, the model's output stays malformed, a step limit is reached — the ask fails
+with ``AgentError`` naming the agent and the reason. The agent itself does not crash: an error
+is a reply, so its supervisor restarts it only for real faults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["AgentError", "AgentReply", "UserMessage"]
+
+
+class UserMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A turn for an agent: ``text``, the conversation ``thread_id`` it belongs to (``None``:
+    an LLM agent starts a new thread and names it in its reply) and extra ``data`` fields
+    (rule agents match on them beside ``text``)."""
+
+    text: str
+    thread_id: str | None = None
+    data: dict[str, Any] = {}
+
+
+class AgentReply(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent's answer: which ``agent`` answered, the ``text``, the ``thread_id`` the turn
+    was recorded in (``None`` for agents without memory), how many ``steps`` it took (model
+    calls for an LLM agent, 1 for a rule) and structured ``data`` (a tool's value, a task id)."""
+
+    agent: str
+    text: str
+    thread_id: str | None = None
+    steps: int = 1
+    data: dict[str, Any] = {}
+
+
+class AgentError(Exception):
+    """An agent could not answer; ``str()`` is one line naming the agent and the reason."""
+
+    def __init__(self, agent: str, reason: str) -> None:
+        self.agent = agent
+        self.reason = reason
+        super().__init__(f"agent {agent!r}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep it picklable with its two arguments
+        return (type(self), (self.agent, self.reason))

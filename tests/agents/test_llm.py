@@ -1,0 +1,241 @@
+"""LLMAgent: the tool-call loop on a scripted engine, with the real thread store and tools."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from actoros import ActorRef, ActorSystem, Context, LifecycleEvent
+from actoros.agents import AgentError, AgentReply, LLMAgent, RuleAgent, UserMessage
+from actoros.config.schema import AgentConfig, Permissions, Rule
+from actoros.inference.actor import InferenceActor
+from actoros.inference.engine import EngineOutput
+from actoros.inference.fake_engine import FakeEngine
+from actoros.inference.messages import Generate
+from actoros.kernel.threads import Read, ThreadMessage, ThreadStore
+from actoros.kernel.tools import ToolRegistry, ToolService
+from actoros.testing import capture_events, test_system
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class ScriptedEngine(FakeEngine):
+    """A ``FakeEngine`` whose outputs are given in order by the test; it records each request."""
+
+    def __init__(self, replies: Iterable[str]) -> None:
+        super().__init__()
+        self.replies = list(replies)
+        self.requests: list[Generate] = []
+
+    async def generate(self, request_id: str, prompt: Any, gen: Generate) -> AsyncIterator[Any]:
+        self.requests.append(gen)
+        if not self.replies:
+            raise AssertionError("the scripted engine ran out of replies")
+        text = self.replies.pop(0)
+        yield EngineOutput(text, max(1, len(text.split())), True, "stop", len(str(prompt).split()))
+
+    def prompt(self, n: int) -> list[tuple[str, str]]:
+        """(role, content) of the ``n``-th request's messages."""
+        messages = self.requests[n].messages or ()
+        return [(m.role, m.content) for m in messages]
+
+
+async def no_summary(messages: list[ThreadMessage], previous: str | None) -> str:
+    return previous or ""
+
+
+class Kernel(msgspec.Struct):
+    system: ActorSystem
+    engine: ScriptedEngine
+    inference: ActorRef
+    threads: ActorRef
+    tools: ActorRef
+    agents: dict[str, ActorRef]
+
+    async def spawn(self, config: AgentConfig, cls: type = LLMAgent, **kwargs: Any) -> ActorRef:
+        ref = await self.system.spawn(
+            cls,
+            config,
+            inference=self.inference,
+            threads=self.threads,
+            tools=self.tools,
+            resolve_agent=self.agents.get,
+            tool_schemas=ToolRegistry.with_builtins().summaries(),
+            **kwargs,
+        )
+        self.agents[config.name] = ref
+        return ref
+
+    async def thread(self, thread_id: str) -> list[tuple[str, str]]:
+        messages = await self.threads.ask(Read(thread_id=thread_id))
+        return [(m.role, m.content) for m in messages]
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def kernel() -> AsyncIterator[Kernel]:
+    """A real-time system with an inference actor on a ``ScriptedEngine`` (scripted per test
+    through ``kernel.engine.replies``), a thread store and a tool service."""
+    async with test_system(real_time=True) as system:
+        engine = ScriptedEngine([])
+        inference = await system.spawn(InferenceActor, lambda: engine, log_every=None)
+        threads = await system.spawn(ThreadStore, no_summary)
+        tools = await system.spawn(ToolService, ToolRegistry.with_builtins())
+        yield Kernel(system, engine, inference, threads, tools, {})
+
+
+def llm(name: str = "assistant", **fields: Any) -> AgentConfig:
+    return AgentConfig(name=name, kind="llm", system_prompt="You are helpful.", **fields)
+
+
+async def test_a_plain_answer_is_the_reply_and_the_turn_is_recorded(kernel: Kernel) -> None:
+    kernel.engine.replies = ["Paris."]
+    ref = await kernel.spawn(llm())
+    reply = await ref.ask(UserMessage(text="Capital of France?"))
+    assert reply == AgentReply(agent="assistant", text="Paris.", thread_id=reply.thread_id)
+    assert reply.thread_id is not None
+    assert await kernel.thread(reply.thread_id) == [
+        ("user", "Capital of France?"),
+        ("assistant", "Paris."),
+    ]
+    system_role, system_prompt = kernel.engine.prompt(0)[0]
+    assert system_role == "system"
+    assert system_prompt.startswith("You are helpful.")
+    assert '{"answer": "<text>"}' in system_prompt  # the protocol is in the prompt
+    assert kernel.engine.prompt(0)[-1] == ("user", "Capital of France?")
+
+
+async def test_a_tool_call_runs_and_its_result_reaches_the_model(kernel: Kernel) -> None:
+    kernel.engine.replies = [
+        '{"tool": "calculator", "arguments": {"expression": "6 * 7"}}',
+        '{"answer": "It is 42."}',
+    ]
+    ref = await kernel.spawn(llm(tools=("calculator",)))
+    reply = await ref.ask("What is 6 times 7?")
+    assert (reply.text, reply.steps) == ("It is 42.", 2)
+    assert "- calculator: Evaluate" in kernel.engine.prompt(0)[0][1]
+    assert kernel.engine.prompt(1)[-1] == ("tool", "calculator result: 42")
+    thread = await kernel.thread(reply.thread_id)
+    assert [role for role, _ in thread] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_a_denied_tool_is_an_error_the_model_sees_not_a_crash(kernel: Kernel) -> None:
+    kernel.engine.replies = [
+        '{"tool": "clock", "arguments": {}}',
+        "I may not look at the clock.",
+    ]
+    ref = await kernel.spawn(llm(tools=("calculator",)))
+    reply = await ref.ask("What time is it?")
+    assert reply.text == "I may not look at the clock."
+    role, content = kernel.engine.prompt(1)[-1]
+    assert role == "tool"
+    assert "permission denied" in content and "'clock'" in content
+
+
+async def test_delegation_asks_the_other_agent(kernel: Kernel) -> None:
+    kernel.agents["orders"] = await kernel.system.spawn(
+        RuleAgent,
+        AgentConfig(name="orders", kind="rule", rules=(Rule(reply="order {text} ships"),)),
+    )
+    kernel.engine.replies = ['{"agent": "orders", "message": "42"}', "Order 42 ships."]
+    ref = await kernel.spawn(llm(permissions=Permissions(agents=("orders",))))
+    reply = await ref.ask("Where is order 42?")
+    assert reply.text == "Order 42 ships."
+    assert "Agents: orders" in kernel.engine.prompt(0)[0][1]
+    assert kernel.engine.prompt(1)[-1] == ("tool", "agent orders replied: order 42 ships")
+
+
+async def test_delegation_needs_permission(kernel: Kernel) -> None:
+    kernel.agents["orders"] = await kernel.system.spawn(
+        RuleAgent, AgentConfig(name="orders", kind="rule", rules=(Rule(reply="secret"),))
+    )
+    kernel.engine.replies = ['{"agent": "orders", "message": "42"}', "I cannot ask them."]
+    ref = await kernel.spawn(llm())  # an llm agent may message no agent by default
+    assert (await ref.ask("Where is order 42?")).text == "I cannot ask them."
+    role, content = kernel.engine.prompt(1)[-1]
+    assert role == "tool" and "may not message agent 'orders'" in content
+
+
+async def test_malformed_output_is_retried_once_with_a_correction(kernel: Kernel) -> None:
+    kernel.engine.replies = ['{"tool": "calculator", "arguments": [1]}', '{"answer": "fine"}']
+    ref = await kernel.spawn(llm(tools=("calculator",)))
+    reply = await ref.ask("hi")
+    assert (reply.text, reply.steps) == ("fine", 2)
+    retry = kernel.engine.prompt(1)
+    assert retry[-2] == ("assistant", '{"tool": "calculator", "arguments": [1]}')
+    assert retry[-1][0] == "user" and '"arguments" must be a JSON object' in retry[-1][1]
+    # the malformed output and the correction are not kept in the thread
+    assert await kernel.thread(reply.thread_id) == [("user", "hi"), ("assistant", "fine")]
+
+
+async def test_malformed_twice_is_an_error_reply_and_no_crash(kernel: Kernel) -> None:
+    kernel.engine.replies = ["{broken", '{"nothing": 1}', "recovered"]
+    with capture_events(kernel.system, LifecycleEvent) as events:
+        ref = await kernel.spawn(llm())
+        with pytest.raises(AgentError, match="malformed model output twice.*one of the keys"):
+            await ref.ask("hi")
+        assert (await ref.ask("again")).text == "recovered"
+    assert not [e for e in events if e.kind in ("failed", "restarted")]
+
+
+async def test_the_step_limit_ends_a_tool_loop(kernel: Kernel) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "1 + 1"}}'
+    kernel.engine.replies = [call, call, call]
+    ref = await kernel.spawn(llm(tools=("calculator",), max_steps=3))
+    with pytest.raises(AgentError, match="no final answer within 3 model calls"):
+        await ref.ask("loop")
+    assert len(kernel.engine.requests) == 3
+
+
+async def test_an_agent_without_inference_permission_is_refused(kernel: Kernel) -> None:
+    ref = await kernel.spawn(llm(permissions=Permissions(inference=False)))
+    with pytest.raises(AgentError, match="may not use inference"):
+        await ref.ask("hi")
+    assert kernel.engine.requests == []
+
+
+class Crash(msgspec.Struct):
+    pass
+
+
+class CrashableAgent(LLMAgent):
+    """An LLMAgent that fails (a real actor failure) when it receives ``Crash``."""
+
+    incarnations = 0
+
+    async def on_start(self) -> None:
+        CrashableAgent.incarnations += 1
+
+    def receive(self, message: Any, ctx: Context) -> None:
+        if isinstance(message, Crash):
+            raise RuntimeError("boom")
+        return super().receive(message, ctx)
+
+
+async def test_a_restarted_agent_keeps_its_thread(kernel: Kernel) -> None:
+    CrashableAgent.incarnations = 0
+    kernel.engine.replies = ["Nice to meet you, Ada.", "Your name is Ada."]
+    ref = await kernel.spawn(llm("memo"), CrashableAgent)
+    first = await ref.ask(UserMessage(text="My name is Ada."))
+    with capture_events(kernel.system, LifecycleEvent) as events:
+        with pytest.raises(RuntimeError, match="boom"):
+            await ref.ask(Crash())
+        await events.wait_for(lambda e: e.kind == "restarted" and e.path == ref.path)
+    assert CrashableAgent.incarnations == 2
+    second = await ref.ask(UserMessage(text="What is my name?", thread_id=first.thread_id))
+    assert second.text == "Your name is Ada."
+    assert kernel.engine.prompt(1)[1:] == [
+        ("user", "My name is Ada."),
+        ("assistant", "Nice to meet you, Ada."),
+        ("user", "What is my name?"),
+    ]
+
+
+async def test_an_unknown_thread_is_an_error_reply(kernel: Kernel) -> None:
+    ref = await kernel.spawn(llm())
+    with pytest.raises(AgentError, match="threads failed: ThreadNotFound"):
+        await ref.ask(UserMessage(text="hi", thread_id="no-such-thread"))
+    assert kernel.engine.requests == []
