@@ -120,6 +120,36 @@ def add_bench(subcommands: Subcommands) -> None:
         help="concurrency levels (default: 1,4,16,32,64)",
     )
     inference.set_defaults(handler=_bench_inference)
+    agents = benchmarks.add_parser(
+        "agents",
+        help="1,000 rule agents and 32 LLM agents processing a workload end to end",
+        description="Run 1,000 rule agents, then 32 LLM agents on the fake engine, then the "
+        "same 32 on SmolLM2 (CPU vLLM), each through a workload end to end; write tasks/s and "
+        "p50/p99 task latency to agents.json, agents.md and agents.png.",
+    )
+    agents.add_argument(
+        "--quick", action="store_true", help="fewer tasks, fake engine only (under a minute)"
+    )
+    agents.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        metavar="DIR",
+        help="where results are written (default: %(default)s)",
+    )
+    agents.add_argument(
+        "--engine",
+        choices=("vllm", "fake"),
+        default="vllm",
+        help="vllm: also run the LLM agents on SmolLM2 (skipped with a note when vLLM or the "
+        "model is missing); fake: the fake engine only (default: %(default)s)",
+    )
+    agents.add_argument(
+        "--model",
+        metavar="NAME|DIR",
+        help="a pulled model or a model folder for the vLLM run (default: the CPU default model)",
+    )
+    agents.set_defaults(handler=_bench_agents)
 
 
 def _bench_core(args: argparse.Namespace) -> int:
@@ -148,6 +178,14 @@ def _bench_inference(args: argparse.Namespace) -> int:
         )
     except bench.BenchError as exc:  # no vLLM, no model: the message says what to do
         raise UsageError(str(exc)) from exc
+
+
+def _bench_agents(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    bench = _import("actoros.bench.agents", "actoros bench agents")
+    return int(bench.main(quick=args.quick, out=out, engine=args.engine, model=args.model))
 
 
 def add_model(subcommands: Subcommands) -> None:
@@ -216,8 +254,118 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-# Later: add_run, add_top.
-COMMANDS: tuple[Callable[[Subcommands], None], ...] = (add_bench, add_model, add_validate)
+def add_run(subcommands: Subcommands) -> None:
+    run = subcommands.add_parser(
+        "run",
+        help="run a system from a config file",
+        description="Start the system a config file describes (kernel services, agent groups, "
+        "model), run its workload and write one JSON line per task; with no workload, serve "
+        "until Ctrl-C or SIGTERM. Exit 2 on a bad config, 1 on a failure at run time.",
+    )
+    run.add_argument("file", type=Path, metavar="FILE", help="the config file (YAML)")
+    run.add_argument(
+        "--out", type=Path, metavar="FILE", help="write results to FILE (default: stdout)"
+    )
+    run.add_argument(
+        "--chat", metavar="AGENT", help="chat with AGENT on the terminal instead of the workload"
+    )
+    run.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds the shutdown may take before actors are cancelled (default: %(default)s)",
+    )
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from actoros.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        for line in exc.lines():
+            sys.stderr.write(f"{line}\n")
+        return 2
+    from actoros import run
+
+    try:
+        return int(run(_run_async(args, config)))
+    except ConfigError as exc:  # what the runner found when assembling the system
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        for line in exc.lines():
+            sys.stderr.write(f"{args.file}: {line.partition(': ')[2]}\n")
+        return 2
+
+
+async def _run_async(args: argparse.Namespace, config: Any) -> int:
+    import asyncio
+    import os
+    import signal
+
+    # results own stdout: vLLM (and its engine processes, which inherit this) logs to stderr
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    try:
+        runner = importlib.import_module("actoros.runner")
+    except ModuleNotFoundError as exc:  # a part of actoros (agents, kernel, ...) is missing
+        if not (exc.name or "").startswith("actoros"):
+            raise UsageError(f"actoros run needs the Python package {exc.name!r}") from exc
+        raise UsageError(
+            f"actoros run is not available in this installation ({exc.name} is missing)"
+        ) from exc
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if args.chat is not None:
+            if sys.stdin.isatty():
+                sys.stderr.write(f"chatting with {args.chat}; end with Ctrl-D\n")
+
+            def write(text: str) -> None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+
+            await runner.chat(
+                config, args.chat, read_line=sys.stdin.readline, write=write, stop_event=stop
+            )
+            return 0
+        progress = sys.stderr if sys.stderr.isatty() and config.workload is not None else None
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with args.out.open("w", encoding="utf-8") as out:
+                summary = await runner.run_system(
+                    config, out=out, stop_event=stop, progress=progress,
+                    shutdown_timeout=args.shutdown_timeout,
+                )  # fmt: skip
+        else:
+            summary = await runner.run_system(
+                config, out=sys.stdout, stop_event=stop, progress=progress,
+                shutdown_timeout=args.shutdown_timeout,
+            )  # fmt: skip
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if summary.tasks and summary.ok + summary.failed < summary.tasks:
+        sys.stderr.write(
+            f"actoros: interrupted: {summary.ok + summary.failed}/{summary.tasks} tasks done "
+            "(a rerun resumes the rest)\n"
+        )
+        return 130
+    return 0
+
+
+# Later: add_top.
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
+    add_bench,
+    add_model,
+    add_run,
+    add_validate,
+)
 
 
 # -- the parser and main -------------------------------------------------------------------

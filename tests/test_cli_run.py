@@ -1,0 +1,291 @@
+"""``actoros run FILE``: every exit path, run as a user would (``python -m actoros run``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE = REPO / "configs" / "fake.yaml"
+
+
+def fake_copy(tmp_path: Path, *, workload: bool = True) -> Path:
+    """configs/fake.yaml with its state in ``tmp_path`` (and without its workload)."""
+    text = FAKE.read_text(encoding="utf-8").replace(
+        "state_dir: ../.actoros/fake", f"state_dir: {tmp_path / 'state'}"
+    )
+    if not workload:
+        text = text.partition("\nworkload:")[0] + "\n"
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def actoros(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actoros", *args],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
+
+
+def test_the_fake_example_exits_0_with_one_json_line_per_task(tmp_path: Path) -> None:
+    done = actoros("run", str(fake_copy(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 20
+    assert {line["id"] for line in lines} == {f"q{i:02d}" for i in range(1, 21)}
+    assert all({"id", "agent", "input", "seconds"} <= set(line) for line in lines)
+    assert all(("output" in line) != ("error" in line) for line in lines)
+
+
+def test_out_writes_the_results_to_a_file_and_nothing_to_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "results" / "run.jsonl"
+    done = actoros("run", str(fake_copy(tmp_path)), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 20
+    assert "\r" not in done.stderr  # no progress line when not on a terminal
+
+
+def test_a_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "agents:\n"
+        "  - name: a\n"
+        "    kind: rule\n"
+        "    tools: [serch]\n"
+        "    rules: [{forward: nobody}]\n",
+        encoding="utf-8",
+    )
+    done = actoros("run", str(path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith(f"{path}:") for line in lines)
+    assert any("unknown tool 'serch'" in line for line in lines)
+    assert any("nobody" in line for line in lines)
+
+
+def test_a_missing_file_exits_2_in_one_line(tmp_path: Path) -> None:
+    done = actoros("run", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_failure_at_start_exits_1_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"system: {{state_dir: {tmp_path / 'state'}}}\n"
+        "services: {tools: {user: {lookup: no_such_module_here:lookup}}}\n"
+        "agents:\n"
+        "  - {name: a, kind: rule, tools: [lookup], rules: [{reply: ok}]}\n",
+        encoding="utf-8",
+    )
+    done = actoros("run", str(path))
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("actoros: error:")]
+    assert len(errors) == 1
+    assert "no_such_module_here" in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_sigterm_stops_a_serving_system_cleanly(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actoros", "run", str(fake_copy(tmp_path, workload=False))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stderr is not None
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "system.serving" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never started serving: {seen}"
+            if selector.select(timeout=left):
+                line = proc.stderr.readline()
+                assert line, f"exited before serving: {seen}"
+                seen += line
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out == ""
+    assert "system.stopped" in err
+
+
+def test_chat_sends_each_line_to_the_agent_and_prints_its_reply(tmp_path: Path) -> None:
+    done = actoros("run", str(fake_copy(tmp_path)), "--chat", "router", stdin="hello\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "router: Hello! Ask me about your order or our shop.\n"
+
+
+def test_chat_with_an_unknown_agent_exits_2(tmp_path: Path) -> None:
+    done = actoros("run", str(fake_copy(tmp_path)), "--chat", "nobody", stdin="")
+    assert done.returncode == 2
+    assert "unknown agent 'nobody'" in done.stderr
+
+
+def test_run_is_listed_in_help() -> None:
+    done = actoros("--help")
+    assert done.returncode == 0
+    assert "run" in done.stdout
+
+
+def test_a_terminal_gets_a_live_progress_line(tmp_path: Path) -> None:
+    pty = pytest.importorskip("pty")
+    out = tmp_path / "run.jsonl"
+    argv = [sys.executable, "-m", "actoros", "--log-level", "warning", "run"]
+    argv += [str(fake_copy(tmp_path)), "--out", str(out)]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdout and stderr are the terminal
+        os.execv(sys.executable, argv)
+    seen = b""
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal closed: the child exited
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"\r20/20 tasks" in seen
+
+
+@pytest.mark.parametrize("part", ["actoros.runner", "actoros.agents"])
+def test_a_missing_part_of_actoros_is_said_in_one_line(
+    part: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actoros import cli
+
+    for name in [m for m in sys.modules if m == "actoros.runner" or m.startswith(part)]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, part, None)  # importing it now fails
+    status = cli.main(["run", str(fake_copy(tmp_path))])
+    err = capsys.readouterr().err
+    assert status == 2
+    missing = f"actoros run is not available in this installation ({part} is missing)"
+    assert err == f"actoros: error: {missing}\n"
+
+
+def test_a_run_killed_with_sigkill_resumes_without_redoing_finished_tasks(
+    tmp_path: Path,
+) -> None:
+    tasks = "\n".join(f"    - {{id: t{i:02d}, input: question {i}}}" for i in range(12))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"system: {{state_dir: {tmp_path / 'state'}}}\n"
+        "inference: {engine: fake, engine_args: {token_delay: 0.02, eos_after: [10, 10]}}\n"
+        "agents:\n"
+        "  - {name: faq, kind: llm, system_prompt: Answer., max_steps: 1}\n"
+        f"workload:\n  agent: faq\n  concurrency: 2\n  tasks:\n{tasks}\n",
+        encoding="utf-8",
+    )
+    first = tmp_path / "first.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actoros", "run", str(config), "--out", str(first)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not first.exists() or len(first.read_text().splitlines()) < 3:
+            assert proc.poll() is None, "finished before it could be killed"
+            assert time.monotonic() < deadline, "no results in time"
+            time.sleep(0.02)
+        proc.kill()  # SIGKILL: no shutdown, no flush of anything in memory
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = {json.loads(line)["id"]: json.loads(line) for line in first.read_text().splitlines()}
+    assert 3 <= len(before) < 12
+
+    second = tmp_path / "second.jsonl"
+    done = actoros("run", str(config), "--out", str(second))
+    assert done.returncode == 0, done.stderr
+    after = {json.loads(line)["id"]: json.loads(line) for line in second.read_text().splitlines()}
+    assert sorted(after) == [f"t{i:02d}" for i in range(12)]
+    assert all("output" in line for line in after.values())
+    for task_id, line in before.items():  # the same answer, timing included: not run again
+        assert after[task_id] == line
+
+
+def test_sigterm_during_a_workload_stops_it_and_says_a_rerun_resumes(tmp_path: Path) -> None:
+    tasks = "\n".join(f"    - {{id: t{i:02d}, input: question {i}}}" for i in range(40))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"system: {{state_dir: {tmp_path / 'state'}}}\n"
+        "inference: {engine: fake, engine_args: {token_delay: 0.02, eos_after: [10, 10]}}\n"
+        "agents:\n"
+        "  - {name: faq, kind: llm, system_prompt: Answer., max_steps: 1}\n"
+        f"workload:\n  agent: faq\n  concurrency: 1\n  tasks:\n{tasks}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actoros", "run", str(config), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not out.exists() or not out.read_text().strip():
+            assert proc.poll() is None, "finished before the signal"
+            assert time.monotonic() < deadline, "no results in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "tasks done (a rerun resumes the rest)" in err
+    assert len(out.read_text().splitlines()) < 40
+
+
+def test_debug_shows_the_traceback_of_a_failure_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"system: {{state_dir: {tmp_path / 'state'}}}\n"
+        "services: {tools: {user: {lookup: no_such_module_here:lookup}}}\n"
+        "agents:\n"
+        "  - {name: a, kind: rule, tools: [lookup], rules: [{reply: ok}]}\n",
+        encoding="utf-8",
+    )
+    done = actoros("run", str(path), "--debug")
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].startswith("actoros: error: ")
