@@ -6,6 +6,7 @@ Public API: import from ``actoros`` (never from deep paths).
 from .core import (
     Actor,
     ActorError,
+    ActorInfo,
     ActorRef,
     ActorStopped,
     ActorSystem,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Actor",
     "ActorError",
+    "ActorInfo",
     "ActorRef",
     "ActorStopped",
     "ActorSystem",

@@ -5,7 +5,7 @@ from .clock import Clock, LoopClock, ManualClock
 from .context import Context, DeferredReply
 from .errors import ActorError, ActorStopped, AskTimeout, MailboxFull, RestartIntensityExceeded
 from .mailbox import MailboxSpec
-from .messages import DeadLetter, LifecycleEvent, StartChild, Terminated
+from .messages import ActorInfo, DeadLetter, LifecycleEvent, StartChild, Terminated
 from .ref import ActorRef
 from .supervision import Backoff, ChildSpec, Supervisor, SupervisorSpec
 from .system import ActorSystem, run
@@ -13,6 +13,7 @@ from .system import ActorSystem, run
 __all__ = [
     "Actor",
     "ActorError",
+    "ActorInfo",
     "ActorRef",
     "ActorStopped",
     "ActorSystem",

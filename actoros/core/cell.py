@@ -30,7 +30,7 @@ from .actor import Actor
 from .context import Context, current_cell
 from .errors import ActorStopped, MailboxFull, RestartIntensityExceeded
 from .mailbox import MailboxSpec, make_mailbox
-from .messages import LifecycleEvent, Terminated, _ChildExited, _Restart, _RestartGroup, _Stop
+from .messages import ActorInfo, LifecycleEvent, Terminated, _ChildExited, _Restart, _RestartGroup, _Stop
 from .ref import ActorRef
 from .supervision import (
     RestartIntensity,
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("actoros.core")
 
 STARTING, RUNNING, ENDED, STOPPED = 0, 1, 2, 3
+_STATE_NAMES = ("starting", "running", "ended", "stopped")
 DEFAULT_SUPERVISION = SupervisorSpec()
 
 _current_task = asyncio.current_task
@@ -102,7 +103,7 @@ class ActorCell(Context):
         "_shutdown", "_mbspec", "_actor", "_receive", "_async", "_q", "_sys", "_task",
         "_state", "sender", "_children", "_watchers", "_watching", "_intensity",
         "_incarnation", "_started", "_exit_requested", "_current", "_stopping", "_stopped_fut",
-        "_exit_reason",
+        "_exit_reason", "_processed",
     )  # fmt: skip
 
     def __init__(
@@ -146,6 +147,7 @@ class ActorCell(Context):
         self._stopping: _Stop | None = None
         self._stopped_fut: asyncio.Future[None] | None = None
         self._exit_reason: str | None = None
+        self._processed = 0  # user messages handled, all incarnations (for introspection)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -164,6 +166,25 @@ class ActorCell(Context):
 
     def __repr__(self) -> str:
         return f"<ActorCell {self.path} state={self._state}>"
+
+    def info(self, parent_path: str | None, path: str) -> ActorInfo:
+        actor = self._actor
+        if actor is not None:
+            kind = type(actor).__name__
+        else:
+            kind = getattr(self._factory, "__name__", type(self._factory).__name__)
+        q, sysq = self._q, self._sys
+        return ActorInfo(
+            path=path,
+            parent=parent_path,
+            name=self._name,
+            kind=kind,
+            state=_STATE_NAMES[self._state],
+            restarts=max(0, self._incarnation - 1),
+            mailbox=(len(q) if q is not None else 0) + (len(sysq) if sysq else 0),
+            processed=self._processed,
+            children=len(self._children) if self._children else 0,
+        )
 
     # -- enqueueing -------------------------------------------------------------------------
 
@@ -217,6 +238,7 @@ class ActorCell(Context):
     async def _drain(self) -> None:
         throughput = self._system._throughput
         current_cell.set(self)  # this task's context only: lets ask() name its sender
+        handled = 0  # user messages taken since the last count (added at each yield)
         try:
             while True:
                 n = 0
@@ -236,6 +258,7 @@ class ActorCell(Context):
                     if not q or self._state != RUNNING:
                         break
                     envelope = q.popleft()
+                    handled += 1
                     message, self.sender, fut = envelope
                     self._current = envelope
                     try:
@@ -258,6 +281,8 @@ class ActorCell(Context):
                     self._current = None
                     if self._exit_requested:
                         await self._exit_normally()
+                self._processed += handled
+                handled = 0
                 await _yield_now
                 if not (self._sys or (self._q and self._state == RUNNING)):
                     return
@@ -265,6 +290,7 @@ class ActorCell(Context):
             self._on_killed()
             raise
         finally:
+            self._processed += handled
             self._task = None
             self.sender = None
             q = self._q

@@ -44,6 +44,27 @@ class LifecycleEvent(msgspec.Struct, frozen=True):
     reason: str | None = None
 
 
+class ActorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One actor as ``ActorSystem.snapshot()`` sees it, at that instant.
+
+    ``kind``: the actor's class name (its factory's name while no instance exists);
+    ``state``: "starting", "running", "ended" (between incarnations) or "stopped";
+    ``restarts``: incarnations after the first; ``mailbox``: messages waiting (system ones
+    included); ``processed``: user messages handled over all incarnations; ``supervisor``:
+    whether it has children now.
+    """
+
+    path: str
+    parent: str | None
+    name: str
+    kind: str
+    state: str
+    restarts: int
+    mailbox: int
+    processed: int
+    children: int
+
+
 class StartChild(msgspec.Struct, frozen=True):
     """Ask a supervisor to start a dynamic child; the reply is the child's ``ActorRef``."""
 

@@ -20,7 +20,7 @@ from .cell import STOPPED, ActorCell
 from .clock import Clock, LoopClock
 from .events import EventStream
 from .mailbox import MailboxSpec
-from .messages import DeadLetter, _Stop
+from .messages import ActorInfo, DeadLetter, _Stop
 from .ref import ActorRef, _expire
 from .supervision import Supervisor, SupervisorSpec
 
@@ -302,6 +302,32 @@ class ActorSystem:
             paths = ", ".join(sorted(c.path for c in found))
             raise LookupError(f"several actors are named {path_or_name!r}: {paths}; use a path")
         return found[0].ref if found else None
+
+    def snapshot(self) -> list[ActorInfo]:
+        """Every live actor of the tree, parents before children, siblings in start order.
+
+        Cheap enough to call a few times a second on 100k actors; the root supervisor itself
+        is not listed (top-level actors have ``parent=None``).
+        """
+        root = self._root
+        if root is None:
+            return []
+        infos: list[ActorInfo] = []
+        stack: list[tuple[ActorCell, str | None, str]] = [
+            (child, None, "/" + name)
+            for name, child in reversed(list((root._children or {}).items()))
+        ]
+        while stack:
+            cell, parent, path = stack.pop()
+            if cell._state == STOPPED:
+                continue
+            infos.append(cell.info(parent, path))
+            if cell._children:
+                stack.extend(
+                    (child, path, f"{path}/{name}")
+                    for name, child in reversed(list(cell._children.items()))
+                )
+        return infos
 
     def _auto_name(self, factory: Any) -> str:
         base = getattr(factory, "__name__", "actor").lower()
