@@ -7,25 +7,36 @@ ask is answered when the turn ends: its ``AgentReply``, or the ``AgentError`` it
 other exception becomes an ``AgentError`` too, logged with its traceback). The actor never
 fails because a turn failed, so a bad message cannot put an agent in a crash loop. An asker
 that gives up (its ask timed out) cancels the turn; a ``tell`` with a ``sender`` gets the
-outcome told back. Turns still running when the actor stops are cancelled and their askers
-get an ``AgentError``.
+outcome told back (except a told ``AgentReply`` or ``AgentError``: answering an outcome with
+an outcome would let two agents ping-pong forever). Turns still running when the actor
+stops are cancelled and their askers get an ``AgentError``.
+
+Streaming: an ask with ``UserMessage(stream=True)`` is answered at once with an
+``AgentStream`` and the turn runs ``handle_stream(message, emit)``, which pushes text into it
+as it comes. By default that is ``handle`` followed by the whole reply text as one delta, so
+every agent streams; ``LLMAgent`` overrides it to stream the model's tokens. Closing the
+stream cancels the turn, as an asker that gives up does.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from actoros.config.schema import AgentConfig
-from actoros.core import Actor, ActorRef, Context
+from actoros.core import Actor, ActorRef, Context, DeferredReply
 from actoros.kernel.access import AccessControl, PermissionDenied, Syscall
 
 from .messages import AgentError, AgentReply
 from .permissions import agent_access
+from .stream import AgentStream, wants_stream
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "Emit"]
+
+Emit = Callable[[str], None]  # a streamed turn pushes the next piece of its reply text
 
 log = structlog.get_logger("actoros.agents")
 
@@ -50,6 +61,14 @@ class Agent(Actor):
         """One turn: the reply to ``message``; raise ``AgentError`` when there is none."""
         raise NotImplementedError
 
+    async def handle_stream(self, message: Any, emit: Emit) -> AgentReply:
+        """One streamed turn: like ``handle``, and ``emit(text)`` for each piece of the reply
+        text as it comes; the pieces joined must be the reply's ``text``. By default the whole
+        text is one piece, once the turn is over."""
+        reply = await self.handle(message)
+        emit(reply.text)
+        return reply
+
     def check(self, syscall: Syscall) -> None:
         """Raise ``AgentError`` (after the audit log) unless this agent may make ``syscall``."""
         try:
@@ -59,7 +78,13 @@ class Agent(Actor):
 
     def receive(self, message: Any, ctx: Context) -> None:
         reply = ctx.defer_reply()
-        sender = None if reply.expected else ctx.sender  # a tell with a sender: tell it back
+        if reply.expected and wants_stream(message):
+            self._stream_turn(message, reply)
+            return
+        # a tell with a sender: tell it the outcome — unless the message is itself an outcome,
+        # or two agents would tell each other their replies (and errors) forever
+        told_back = not reply.expected and not isinstance(message, (AgentReply, AgentError))
+        sender = ctx.sender if told_back else None
         # the task inherits the actor's context, so its asks name this agent as the sender
         turn = asyncio.ensure_future(self.handle(message))
         self._turns.add(turn)
@@ -84,6 +109,27 @@ class Agent(Actor):
                     turn.cancel()
 
             reply.on_done(asker_gone)
+
+    def _stream_turn(self, message: Any, reply: DeferredReply) -> None:
+        """Answer the ask with an ``AgentStream`` now; the turn feeds it and ends it."""
+        if reply.done:  # the asker gave up while the message waited: nobody would read
+            return
+        turn: asyncio.Task[AgentReply] | None = None
+
+        def close() -> None:  # the reader closed the stream early
+            if turn is not None and not turn.done():
+                turn.cancel()
+
+        stream = AgentStream(self.name, close)
+        turn = asyncio.ensure_future(self.handle_stream(message, stream._delta))
+        self._turns.add(turn)
+
+        def finished(task: asyncio.Task[AgentReply]) -> None:
+            self._turns.discard(task)
+            stream._end(self._outcome(task, message))
+
+        turn.add_done_callback(finished)
+        reply.resolve(stream)
 
     def _outcome(self, task: asyncio.Task[AgentReply], message: Any) -> AgentReply | AgentError:
         if task.cancelled():

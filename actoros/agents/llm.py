@@ -17,6 +17,27 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
 The actor keeps no conversation state: everything a later turn needs is in the thread store,
 so an agent restarted by its supervisor carries on with its threads as they were. Turns of
 one thread run one after another; turns of different threads run at once.
+
+Streaming (``UserMessage(stream=True)``): each step is generated with ``Generate(stream=True)``
+and its tokens are shown as they come, as far as the protocol allows — a step is known to be
+the final answer only once its whole output parses (``StepFilter``):
+
+- an output that starts (after whitespace) with ``{``, ``[`` or a backtick is JSON-looking and
+  is held back whole; if it parses as the final answer, the answer is shown in one piece.
+  Tool calls, delegations and malformed JSON outputs therefore show nothing;
+- any other output is plain text, the final answer unless JSON follows: it is shown as it
+  comes, except leading and trailing whitespace (the answer is stripped) and everything from
+  the first ``{`` or backtick on, which is held back until the step ends; a final answer then
+  shows the rest.
+
+The exception: plain text shown, then embedded JSON makes the step a tool call, a delegation,
+a malformed output (retried) or an answer that is not a continuation of the text. What was
+shown cannot be taken back, and the reader must not be told a different story, so that
+"interlude" counts as said: a later step's text is shown after a blank line (``"\n\n"``),
+and the ``AgentReply.text`` of a streamed turn is everything shown — the concatenated deltas,
+always — with the final answer alone in ``data["answer"]`` when the two differ. The thread
+records the steps as they were (the interlude inside its step, the answer alone), and a turn
+without interludes — the common case — replies the same text streamed or not.
 """
 
 from __future__ import annotations
@@ -30,7 +51,8 @@ import structlog
 
 from actoros.config.schema import AgentConfig
 from actoros.core import ActorRef
-from actoros.inference.messages import ChatMessage, Completion, Generate
+from actoros.inference.actor import CompletionStream
+from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
 from actoros.kernel.access import AccessControl, CallTool, Infer, SendTo
 from actoros.kernel.threads import (
     Append,
@@ -42,11 +64,11 @@ from actoros.kernel.threads import (
 )
 from actoros.kernel.tools import ToolResult
 
-from .base import Agent
+from .base import Agent, Emit
 from .messages import AgentError, AgentReply, UserMessage
 from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
 
-__all__ = ["LLMAgent"]
+__all__ = ["LLMAgent", "StepFilter"]
 
 log = structlog.get_logger("actoros.agents.llm")
 
@@ -87,6 +109,12 @@ class LLMAgent(Agent):
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def handle(self, message: Any) -> AgentReply:
+        return await self._handle(message, None)
+
+    async def handle_stream(self, message: Any, emit: Emit) -> AgentReply:
+        return await self._handle(message, emit)
+
+    async def _handle(self, message: Any, emit: Emit | None) -> AgentReply:
         match message:
             case UserMessage():
                 pass
@@ -100,19 +128,28 @@ class LLMAgent(Agent):
             thread_id = await self._syscall(self.threads, CreateThread(title=self.name), "threads")
         lock = self._locks.setdefault(thread_id, asyncio.Lock())
         async with lock:
-            return await self._turn(thread_id, message.text)
+            return await self._turn(thread_id, message.text, emit)
 
-    async def _turn(self, thread_id: str, text: str) -> AgentReply:
+    async def _turn(self, thread_id: str, text: str, emit: Emit | None) -> AgentReply:
         await self._append(thread_id, NewMessage(role="user", content=text))
+        shown = _Shown(emit) if emit is not None else None
         retry_used = False  # the previous output was malformed: one retry only
         retry: tuple[ChatMessage, ...] = ()  # after malformed output: it and the correction
         for step in range(1, self.config.max_steps + 1):
-            output = await self._generate(thread_id, retry)
+            step_filter = StepFilter() if shown is not None else None
+            output = await self._generate(thread_id, retry, step_filter, shown)
             retry = ()
-            match parse_step(output):
+            parsed = parse_step(output)
+            if shown is not None and step_filter is not None:
+                shown.step_ended(step_filter, parsed)
+            match parsed:
                 case FinalAnswer(text=answer):
                     await self._append(thread_id, self._said(answer))
-                    return AgentReply(agent=self.name, text=answer, thread_id=thread_id, steps=step)
+                    said = answer if shown is None else shown.text
+                    data = {} if said == answer else {"answer": answer}
+                    return AgentReply(
+                        agent=self.name, text=said, thread_id=thread_id, steps=step, data=data
+                    )
                 case Malformed(reason=reason):
                     if retry_used:
                         raise AgentError(self.name, f"malformed model output twice: {reason}")
@@ -138,7 +175,15 @@ class LLMAgent(Agent):
 
     # -- syscalls --------------------------------------------------------------------------
 
-    async def _generate(self, thread_id: str, retry: tuple[ChatMessage, ...]) -> str:
+    async def _generate(
+        self,
+        thread_id: str,
+        retry: tuple[ChatMessage, ...],
+        step_filter: StepFilter | None = None,
+        shown: _Shown | None = None,
+    ) -> str:
+        """One model call on the thread's prompt; when the turn streams, its output goes
+        through ``step_filter`` into ``shown`` as it comes."""
         self.check(Infer())
         # the retry messages ride on top of the built prompt: leave room for them
         spare = sum(default_count_tokens(PromptMessage(m.role, m.content)) for m in retry)
@@ -153,11 +198,36 @@ class LLMAgent(Agent):
             messages=messages,
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
+            stream=shown is not None,
         )
+        if step_filter is not None and shown is not None:
+            return await self._generate_streamed(gen, step_filter, shown)
         completion = await self._syscall(self.inference, gen, "inference")
         if not isinstance(completion, Completion):
             raise AgentError(self.name, f"inference answered {type(completion).__name__}")
         return completion.text
+
+    async def _generate_streamed(
+        self, gen: Generate, step_filter: StepFilter, shown: _Shown
+    ) -> str:
+        stream = await self._syscall(self.inference, gen, "inference")
+        if not isinstance(stream, CompletionStream):
+            raise AgentError(self.name, f"inference answered {type(stream).__name__}")
+        try:  # the whole step within the same time a non-streamed one gets
+            async with asyncio.timeout(self.timeout):
+                async for item in stream:
+                    if isinstance(item, TokenDelta):
+                        shown.show(step_filter.feed(item.text))
+                    elif isinstance(item, Completion):
+                        return item.text
+        except AgentError:
+            raise
+        except Exception as exc:
+            reason = f"inference failed: {type(exc).__name__}: {exc}"
+            raise AgentError(self.name, reason) from None
+        finally:  # cancelled or failed before the end: abort the request
+            await stream.aclose()
+        raise AgentError(self.name, f"inference stream {stream.request_id} ended early")
 
     async def _call_tool(self, tool: str, arguments: dict[str, Any]) -> str:
         """The tool's result as the model will read it (errors included, never raised)."""
@@ -213,6 +283,85 @@ class LLMAgent(Agent):
 
     def _tool_message(self, content: str) -> NewMessage:
         return NewMessage(role="tool", content=content, agent=self.name)
+
+
+class StepFilter:
+    """Which part of one step's output may be shown while it is generated (see the module
+    docstring): ``feed`` each piece of output and show what it returns; once the step has
+    parsed as a final answer, ``rest(answer)`` is what remains to show of it."""
+
+    __slots__ = ("_output", "_start", "_sent", "_held_whole")
+
+    def __init__(self) -> None:
+        self._output = ""
+        self._start = -1  # index of the first non-space character (-1: none yet)
+        self._sent = 0  # _output[_start:_sent] has been shown
+        self._held_whole = False  # JSON-looking output: show nothing before it parses
+
+    @property
+    def shown(self) -> str:
+        """The part of this step's output shown so far."""
+        return self._output[self._start : self._sent] if self._start >= 0 else ""
+
+    def feed(self, piece: str) -> str:
+        self._output += piece
+        if self._start < 0:
+            stripped = self._output.lstrip()
+            if not stripped:
+                return ""
+            self._start = self._sent = len(self._output) - len(stripped)
+            self._held_whole = stripped[0] in "{[`"
+        if self._held_whole:
+            return ""
+        limit = len(self._output)
+        for mark in "{`":  # JSON may begin here: hold it back until the step has parsed
+            at = self._output.find(mark, self._sent)
+            if at != -1:
+                limit = min(limit, at)
+        end = len(self._output[:limit].rstrip())  # trailing whitespace may end the answer
+        if end <= self._sent:
+            return ""
+        piece, self._sent = self._output[self._sent : end], end
+        return piece
+
+    def rest(self, answer: str) -> str | None:
+        """The rest of ``answer`` to show after ``shown``; ``None`` when ``shown`` is not the
+        start of the answer (it was an interlude)."""
+        shown = self.shown
+        return answer[len(shown) :] if answer.startswith(shown) else None
+
+
+class _Shown:
+    """The text a streamed turn has shown, across its steps (see the module docstring)."""
+
+    __slots__ = ("_emit", "_parts", "_gap")
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self._parts: list[str] = []
+        self._gap = False  # an interlude was shown: separate what comes next from it
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def show(self, text: str) -> None:
+        if not text:
+            return
+        if self._gap:
+            text, self._gap = "\n\n" + text, False
+        self._parts.append(text)
+        self._emit(text)
+
+    def step_ended(self, step_filter: StepFilter, step: Any) -> None:
+        if isinstance(step, FinalAnswer):
+            rest = step_filter.rest(step.text)
+            if rest is None:  # the text shown was not the answer's start: an interlude
+                self._gap = True
+                rest = step.text
+            self.show(rest)
+        elif step_filter.shown:
+            self._gap = True
 
 
 def system_prompt(config: AgentConfig, tools: dict[str, str]) -> str:

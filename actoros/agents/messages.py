@@ -1,10 +1,12 @@
 """What users and workloads send agents, and what they get back.
 
 An agent is asked with a ``UserMessage`` (or, for a rule agent, any msgspec Struct or mapping
-of fields) and answers with an ``AgentReply``. When it cannot answer — no rule matches, a
-syscall is denied, the model's output stays malformed, a step limit is reached — the ask fails
-with ``AgentError`` naming the agent and the reason. The agent itself does not crash: an error
-is a reply, so its supervisor restarts it only for real faults.
+of fields) and answers with an ``AgentReply`` — or, when the message says ``stream=True``, at
+once with an ``AgentStream`` of ``AgentDelta``s ending in the ``AgentReply``. When it cannot
+answer — no rule matches, a syscall is denied, the model's output stays malformed, a step
+limit is reached — the ask fails with ``AgentError`` naming the agent and the reason. The
+agent itself does not crash: an error is a reply, so its supervisor restarts it only for real
+faults.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ __all__ = ["AgentError", "AgentReply", "UserMessage"]
 class UserMessage(msgspec.Struct, frozen=True, kw_only=True):
     """A turn for an agent: ``text``, the conversation ``thread_id`` it belongs to (``None``:
     an LLM agent starts a new thread and names it in its reply) and extra ``data`` fields
-    (rule agents match on them beside ``text``)."""
+    (rule agents match on them beside ``text``). ``stream=True``: the ask replies at once
+    with an ``AgentStream`` of the reply's text as it comes (see ``stream.py``)."""
 
     text: str
     thread_id: str | None = None
     data: dict[str, Any] = {}
+    stream: bool = False
 
 
 class AgentReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,6 +13,8 @@ its text (case-insensitive); a rule with neither matches everything. The first m
 Texts in ``reply``, ``args`` and ``submit.payload`` may name message fields as ``{field}``:
 an argument that is exactly ``"{field}"`` takes the field's value as it is (a number stays a
 number), elsewhere the field is written into the text; unknown names are left alone.
+A streamed ask (``UserMessage(stream=True)``) shows the reply's text in one piece, except a
+``forward``, which relays the other agent's stream as it comes.
 Every syscall is checked against the agent's permissions first; a denial, an unknown agent, a
 failed tool and a message no rule matches are ``AgentError`` replies, never a crash.
 """
@@ -32,9 +34,10 @@ from actoros.kernel.access import AccessControl, CallTool, SendTo
 from actoros.kernel.scheduler import Submit, Task
 from actoros.kernel.tools import ToolResult
 
-from .base import Agent
+from .base import Agent, Emit
 from .messages import AgentError, AgentReply, UserMessage
 from .permissions import check_submit
+from .stream import AgentStream
 
 __all__ = ["RuleAgent", "fields_of", "first_match", "matches"]
 
@@ -119,6 +122,14 @@ class RuleAgent(Agent):
         self.scheduler = scheduler
 
     async def handle(self, message: Any) -> AgentReply:
+        return await self._act(message, None)
+
+    async def handle_stream(self, message: Any, emit: Emit) -> AgentReply:
+        return await self._act(message, emit)
+
+    async def _act(self, message: Any, emit: Emit | None) -> AgentReply:
+        """The first matching rule's action; a streamed turn shows the reply's text whole,
+        except a forward, which relays the other agent's stream as it comes."""
         try:
             fields = fields_of(message)
         except TypeError as exc:
@@ -127,17 +138,24 @@ class RuleAgent(Agent):
         if rule is None:
             raise AgentError(self.name, f"no rule matches the message {_preview(fields)}")
         thread_id = fields.get("thread_id")
-        if rule.reply is not None:
-            return AgentReply(agent=self.name, text=fill(rule.reply, fields), thread_id=thread_id)
         if rule.forward is not None:
-            return await self._forward(rule.forward, message, fields)
-        if rule.tool is not None:
-            return await self._call_tool(rule.tool, fill(rule.args, fields), thread_id)
-        if rule.submit is not None:
-            return await self._submit(rule, fields)
-        raise AgentError(self.name, "the matching rule has no action")
+            return await self._forward(rule.forward, message, fields, emit)
+        if rule.reply is not None:
+            text = fill(rule.reply, fields)
+            reply = AgentReply(agent=self.name, text=text, thread_id=thread_id)
+        elif rule.tool is not None:
+            reply = await self._call_tool(rule.tool, fill(rule.args, fields), thread_id)
+        elif rule.submit is not None:
+            reply = await self._submit(rule, fields)
+        else:
+            raise AgentError(self.name, "the matching rule has no action")
+        if emit is not None:
+            emit(reply.text)
+        return reply
 
-    async def _forward(self, target: str, message: Any, fields: dict[str, Any]) -> AgentReply:
+    async def _forward(
+        self, target: str, message: Any, fields: dict[str, Any], emit: Emit | None
+    ) -> AgentReply:
         self.check(SendTo(agent=target))
         ref = self.resolve_agent(target) if self.resolve_agent is not None else None
         if ref is None:
@@ -147,8 +165,12 @@ class RuleAgent(Agent):
             message = UserMessage(
                 text=_text(fields.get("text", "")), thread_id=fields.get("thread_id"), data=rest
             )
+        if message.stream != (emit is not None):
+            message = msgspec.structs.replace(message, stream=emit is not None)
         try:
             reply = await ref.ask(message, timeout=self.timeout)
+            if emit is not None and isinstance(reply, AgentStream):
+                reply = await _relay(reply, emit)
         except AgentError:
             raise
         except Exception as exc:
@@ -199,6 +221,16 @@ class RuleAgent(Agent):
             thread_id=fields.get("thread_id"),
             data={"task_id": task_id, "kind": action.kind},
         )
+
+
+async def _relay(stream: AgentStream, emit: Emit) -> AgentReply:
+    """Show another agent's streamed turn as it comes; its reply is the result."""
+    async with stream:  # this turn cancelled: the other agent's turn is cancelled too
+        async for item in stream:
+            if isinstance(item, AgentReply):
+                return item
+            emit(item.text)
+    raise AgentError(stream.agent, "the stream ended without a reply")
 
 
 def _preview(fields: Mapping[str, Any], limit: int = 80) -> str:

@@ -15,10 +15,11 @@ lost. A task kind with no handler fails at once.
 Durability: every task and result is journaled in SQLite (one writer thread, in order, never on
 the loop). On start the scheduler reloads the tasks that were queued or running and runs them;
 done and failed tasks are never run again, and a ``Submit`` of an id that is already finished
-answers from the journal. Guarantee: a task runs at least once; exactly once unless the process
-dies while it runs (or after it ran but before its result reached the journal), in which case
-it runs again after the restart — at most one such task per worker, since a worker is handed
-its next task only once its previous result is journaled. Handlers should therefore be
+answers from the journal (until ``Forget(kind)`` drops the finished tasks of a kind, as
+``actoros run --fresh`` does). Guarantee: a task runs at least once; exactly once unless the
+process dies while it runs (or after it ran but before its result reached the journal), in
+which case it runs again after the restart — at most one such task per worker, since a worker
+is handed its next task only once its previous result is journaled. Handlers should therefore be
 idempotent or tolerate a repeat. Askers waiting when the scheduler itself restarts are not
 answered by the new incarnation (their asks time out); the tasks themselves resume.
 With ``path=":memory:"`` nothing survives the scheduler itself.
@@ -43,6 +44,7 @@ from actoros.core import Actor, ActorRef, Context, DeferredReply, SupervisorSpec
 from ._sqlite import SQLiteWorker
 
 __all__ = [
+    "Forget",
     "SchedulerStats",
     "Scheduler",
     "Stats",
@@ -83,6 +85,14 @@ class SubmitAndWait(msgspec.Struct, frozen=True, kw_only=True):
 
 class Stats(msgspec.Struct, frozen=True, kw_only=True):
     """Ask for ``SchedulerStats``."""
+
+
+class Forget(msgspec.Struct, frozen=True, kw_only=True):
+    """Drop the finished (done or failed) tasks of ``kind`` from the journal, so a later
+    submit of one of their ids runs it again; the reply is how many were forgotten. Queued and
+    running tasks are kept. Ask it before submitting the tasks it concerns."""
+
+    kind: str
 
 
 class TaskResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -197,6 +207,16 @@ def _finish(result: TaskResult) -> Callable[[sqlite3.Connection], None]:
             "UPDATE tasks SET status = ?, result = ?, error = ?, updated = ? WHERE id = ?",
             (result.status, _encode(result.result), result.error, time.time(), result.id),
         )
+
+    return run
+
+
+def _forget(kind: str) -> Callable[[sqlite3.Connection], list[str]]:
+    def run(conn: sqlite3.Connection) -> list[str]:
+        finished = "kind = ? AND status IN ('done', 'failed')"
+        ids = [row[0] for row in conn.execute(f"SELECT id FROM tasks WHERE {finished}", (kind,))]
+        conn.execute(f"DELETE FROM tasks WHERE {finished}", (kind,))
+        return ids
 
     return run
 
@@ -326,6 +346,22 @@ class Scheduler(Actor):
                 return SchedulerStats(
                     **counts, workers=len(self._workers), idle_workers=len(self._idle)
                 )
+            case Forget(kind=kind):
+                reply = ctx.defer_reply()
+
+                def forgotten(fut: asyncio.Future[list[str]]) -> None:
+                    if fut.cancelled() or fut.exception() is not None:
+                        reply.fail(fut.exception() or RuntimeError("the journal stopped"))
+                        return
+                    ids = fut.result()
+                    for task_id in ids:
+                        if self._status.get(task_id) in ("done", "failed"):
+                            del self._status[task_id]
+                    log.info("scheduler forgot finished tasks", kind=kind, tasks=len(ids))
+                    reply.resolve(len(ids))
+
+                self._db.submit(_forget(kind)).add_done_callback(forgotten)
+                return None
             case _:
                 raise TypeError(f"Scheduler got an unknown message: {message!r}")
 

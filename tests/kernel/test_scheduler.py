@@ -14,6 +14,7 @@ import pytest
 
 from actoros import Actor, ActorSystem
 from actoros.kernel.scheduler import (
+    Forget,
     Scheduler,
     SchedulerStats,
     Stats,
@@ -218,3 +219,42 @@ async def test_many_failures_do_not_take_the_scheduler_down(system: ActorSystem)
     assert (await sched.ask(SubmitAndWait(task=Task(kind="double", payload={"x": 1})))).result == 2
     stats = await sched.ask(Stats())
     assert (stats.failed, stats.done, stats.idle_workers) == (20, 1, 2)
+
+
+async def test_forget_drops_finished_tasks_of_a_kind_so_they_run_again(tmp_path: Path):
+    runs: list[str] = []
+    gate = asyncio.Event()
+
+    async def count(task: Task) -> int:
+        runs.append(task.id or "")
+        return len(runs)
+
+    async def hang(task: Task) -> None:
+        await gate.wait()
+
+    async def fail(task: Task) -> None:
+        runs.append(task.id or "")
+        raise ValueError("no")
+
+    db = str(tmp_path / "tasks.db")
+    handlers = {"c": count, "f": fail, "other": count, "h": hang}
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, handlers, db, workers=2)
+        for kind, task_id in (("c", "c1"), ("f", "f1"), ("other", "o1")):
+            await sched.ask(SubmitAndWait(task=Task(kind=kind, id=task_id)))
+        await sched.ask(Submit(task=Task(kind="h", id="h1")))  # keeps running
+        assert await sched.ask(Forget(kind="c")) == 1
+        assert await sched.ask(Forget(kind="f")) == 1
+        assert await sched.ask(Forget(kind="h")) == 0  # a running task is not forgotten
+        stats = await sched.ask(Stats())
+        assert (stats.done, stats.failed, stats.running) == (1, 0, 1)  # o1 and h1 are left
+        again = await sched.ask(SubmitAndWait(task=Task(kind="c", id="c1")))
+        assert again.result == 4  # ran again: c1, f1, o1, then c1
+        kept = await sched.ask(SubmitAndWait(task=Task(kind="other", id="o1")))
+        assert kept.result == 3  # answered from the journal
+        gate.set()
+    assert runs == ["c1", "f1", "o1", "c1"]
+    async with ActorSystem("b") as system:  # the forgetting is on disk: c1's new result is
+        sched = await system.spawn(Scheduler, handlers, db)
+        assert (await sched.ask(SubmitAndWait(task=Task(kind="c", id="c1")))).result == 4
+    assert runs == ["c1", "f1", "o1", "c1"]
