@@ -34,7 +34,7 @@ from actoros.core import Actor, ActorRef, Context, DeferredReply, Terminated
 from .admission import FairQueue
 from .engine import Engine, EngineDead
 from .errors import EngineUnavailable, InferenceError, Overloaded, PromptTooLong
-from .messages import Completion, Generate, Timings, TokenDelta, Usage
+from .messages import Completion, Generate, InferenceRequestDone, Timings, TokenDelta, Usage
 
 log = structlog.get_logger("actoros.inference")
 
@@ -106,7 +106,7 @@ class CompletionStream:
 class _Request:
     __slots__ = (
         "id", "gen", "reply", "requester", "enqueued", "admitted", "first_token", "task",
-        "stream", "finished",
+        "stream", "finished", "reported", "prompt_tokens", "completion_tokens",
     )  # fmt: skip
 
     def __init__(
@@ -122,6 +122,9 @@ class _Request:
         self.task: asyncio.Task[None] | None = None
         self.stream: CompletionStream | None = None
         self.finished = False
+        self.reported = False  # its InferenceRequestDone is out (or nobody listened)
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
 
     @property
     def abandoned(self) -> bool:
@@ -310,6 +313,7 @@ class InferenceActor(Actor):
             request = self._waiting.pop()
             if request.abandoned:
                 self._release(request)
+                self._report_done(request, "abort")
                 continue
             request.admitted = time.perf_counter()
             self._in_flight[request.id] = request
@@ -324,17 +328,15 @@ class InferenceActor(Actor):
         text: list[str] = []
         index = 0
         finish_reason = "abort"
-        prompt_tokens = 0
-        completion_tokens = 0
         try:
-            prompt, prompt_tokens = engine.render(gen)
-            if prompt_tokens + gen.max_tokens > engine.max_model_len:
-                raise PromptTooLong(prompt_tokens, gen.max_tokens, engine.max_model_len)
+            prompt, request.prompt_tokens = engine.render(gen)
+            if request.prompt_tokens + gen.max_tokens > engine.max_model_len:
+                raise PromptTooLong(request.prompt_tokens, gen.max_tokens, engine.max_model_len)
             async for out in engine.generate(request.id, prompt, gen):
                 if out.text or out.token_count:
                     if not request.first_token:
                         request.first_token = time.perf_counter()
-                    completion_tokens += out.token_count
+                    request.completion_tokens += out.token_count
                     if out.text:
                         text.append(out.text)
                         if gen.stream and not request.finished:
@@ -343,7 +345,7 @@ class InferenceActor(Actor):
                 if out.finished:
                     finish_reason = out.finish_reason or "stop"
                     if out.prompt_tokens:
-                        prompt_tokens = out.prompt_tokens
+                        request.prompt_tokens = out.prompt_tokens
         except EngineDead as exc:
             self._fail(request, EngineUnavailable(f"the engine died during {request.id}: {exc}"))
             self._engine_died(str(exc))
@@ -368,11 +370,12 @@ class InferenceActor(Actor):
         # gets what was generated
         now = time.perf_counter()
         first = request.first_token or now
+        completion_tokens = request.completion_tokens
         completion = Completion(
             request_id=request.id,
             text="".join(text),
             finish_reason=finish_reason,
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+            usage=Usage(prompt_tokens=request.prompt_tokens, completion_tokens=completion_tokens),
             timings=Timings(
                 queued=request.admitted - request.enqueued,
                 ttft=first - request.enqueued,
@@ -385,9 +388,11 @@ class InferenceActor(Actor):
         self._recent.append((now, completion_tokens))
         self._ttfts.append(first - request.enqueued)
         self._deliver(request, completion)
+        self._report_done(request, finish_reason, now=now)
 
     def _task_done(self, request: _Request, task: asyncio.Task[None]) -> None:
         self._done(request)
+        self._report_done(request, "abort")  # a no-op unless it ended without an answer
 
     def _done(self, request: _Request) -> None:
         """The request left the engine (idempotent): free its slot, admit the next one."""
@@ -423,6 +428,7 @@ class InferenceActor(Actor):
         elif request.task is None:
             if self._waiting.remove_where(lambda r: r is request):
                 self._release(request)
+                self._report_done(request, "abort")
 
     def _release(self, request: _Request) -> None:
         requester = request.requester
@@ -434,6 +440,7 @@ class InferenceActor(Actor):
         self._requesters.pop(ref, None)
         for request in self._waiting.remove_where(lambda r: r.requester is ref):
             request.finished = True
+            self._report_done(request, "abort")
         for request in list(self._in_flight.values()):
             if request.requester is ref and request.task is not None:
                 request.finished = True
@@ -456,6 +463,40 @@ class InferenceActor(Actor):
         if not request.finished:  # answer each request once
             request.fail(error)
             self._failed += 1
+            self._report_done(request, "error", error)
+
+    def _report_done(
+        self,
+        request: _Request,
+        finish_reason: str,
+        error: BaseException | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Publish the request's ``InferenceRequestDone`` (once), if anyone subscribes to it."""
+        if request.reported:
+            return
+        request.reported = True
+        events = self.ctx.system.events
+        if not events.wants(InferenceRequestDone):
+            return
+        if now is None:
+            now = time.perf_counter()
+        enqueued = request.enqueued
+        requester = request.requester
+        events.publish(
+            InferenceRequestDone(
+                request_id=request.id,
+                requester=requester.path if requester is not None else None,
+                prompt_tokens=request.prompt_tokens,
+                completion_tokens=request.completion_tokens,
+                queued=(request.admitted or now) - enqueued,
+                ttft=request.first_token - enqueued if request.first_token else None,
+                total=now - enqueued,
+                finish_reason=finish_reason,
+                error=str(error) if error is not None else None,
+                error_type=type(error).__name__ if error is not None else None,
+            )
+        )
 
     # -- metrics ----------------------------------------------------------------------------
 

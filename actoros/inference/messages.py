@@ -78,3 +78,27 @@ class Completion(msgspec.Struct, frozen=True):
     finish_reason: str  # "stop" | "length" | "abort"
     usage: Usage
     timings: Timings
+
+
+class InferenceRequestDone(msgspec.Struct, frozen=True, kw_only=True):
+    """Published on ``system.events`` when a request ends — completed, aborted or failed —
+    once per request, and only while someone subscribes to this type (metrics do).
+
+    ``requester``: the asking actor's path (``None`` for an ask from outside any actor).
+    Seconds since the request reached the actor: ``queued`` (until admitted to the engine,
+    or until it ended if it never was), ``ttft`` (``None``: no token came), ``total``.
+    ``finish_reason``: ``"stop"``, ``"length"``, ``"abort"`` (the asker went away, or the
+    engine ended it) or ``"error"``; then ``error`` is the message and ``error_type`` the
+    error's class name (``Overloaded``, ``PromptTooLong``, ``EngineUnavailable``, ...).
+    """
+
+    request_id: str
+    requester: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    queued: float
+    ttft: float | None
+    total: float
+    finish_reason: str
+    error: str | None = None
+    error_type: str | None = None
