@@ -284,6 +284,14 @@ class ThreadStore(Actor):
         await self._db.close()
 
     async def receive(self, message: Any, ctx: Context) -> Any:
+        try:
+            return await self._serve(message, ctx)
+        except ThreadNotFound as exc:
+            # the asker's mistake, not the store's fault: an error reply, no restart
+            ctx.defer_reply().fail(exc)
+            return None
+
+    async def _serve(self, message: Any, ctx: Context) -> Any:
         match message:
             case CreateThread(title=title):
                 return await self._db.call(lambda conn: self._create(conn, title))

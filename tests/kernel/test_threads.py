@@ -81,6 +81,10 @@ async def test_unknown_thread_is_an_error_reply_not_a_crash(system: ActorSystem)
         await store.ask(Read(thread_id="nope"))
     with pytest.raises(ThreadNotFound):
         await store.ask(BuildPrompt(thread_id="nope", system_prompt="s", budget_tokens=100))
+    with pytest.raises(ThreadNotFound):
+        await store.ask(Append(thread_id="nope", messages=[NewMessage(role="user", content="x")]))
+    (info,) = [i for i in system.snapshot() if i.path == store.path]
+    assert info.restarts == 0  # the store answered the errors and kept running
 
 
 async def test_threads_persist_across_store_restarts(tmp_path: Path):
