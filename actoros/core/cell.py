@@ -30,7 +30,15 @@ from .actor import Actor
 from .context import Context, current_cell
 from .errors import ActorStopped, MailboxFull, RestartIntensityExceeded
 from .mailbox import MailboxSpec, make_mailbox
-from .messages import ActorInfo, LifecycleEvent, Terminated, _ChildExited, _Restart, _RestartGroup, _Stop
+from .messages import (
+    ActorInfo,
+    LifecycleEvent,
+    Terminated,
+    _ChildExited,
+    _Restart,
+    _RestartGroup,
+    _Stop,
+)
 from .ref import ActorRef
 from .supervision import (
     RestartIntensity,
