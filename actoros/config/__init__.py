@@ -2,8 +2,8 @@
 
 A config file describes one whole system: the kernel (``system``, ``services``), the model
 (``inference``), the agents, how they are supervised (``groups``), the pub/sub ``topics`` and
-the ``workload`` to run. Every section is a frozen msgspec Struct with defaults where one makes
-sense; an unknown key is an error, never silently ignored.
+the ``workload`` to run, and the HTTP ``gateway``. Every section is a frozen msgspec Struct
+with defaults where one makes sense; an unknown key is an error, never silently ignored.
 
 ``load_config(path)`` reads a file and returns a ``Config``, or raises ``ConfigError`` with
 *every* problem it found, each a ``Problem(path, line, message)`` rendered as one line::
@@ -30,6 +30,8 @@ from .schema import (
     AgentConfig,
     Backoff,
     Config,
+    GatewayConfig,
+    GatewayToken,
     GroupConfig,
     InferenceConfig,
     Permissions,
@@ -52,6 +54,8 @@ __all__ = [
     "Backoff",
     "Config",
     "ConfigError",
+    "GatewayConfig",
+    "GatewayToken",
     "GroupConfig",
     "InferenceConfig",
     "Permissions",

@@ -3,17 +3,27 @@
 Each check yields every problem it finds (never stops at the first): agent names unique and
 known wherever they are named (groups, rules, permissions, topics, workload); tools built-in,
 declared user tools or ``module:function``; a rule has exactly one action and only uses what
-its agent may; agent kinds have their parts; a workload file exists and reads.
+its agent may; agent kinds have their parts; a workload file exists and reads; the gateway's
+tokens are well formed and name known agents, and a gateway without tokens stays on loopback.
 """
 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .problems import ConfigError, Key, Problem, line_of, render_key
-from .schema import BUILTIN_TOOLS, USER_TOOL, AgentConfig, Config, Rule, Workload
+from .schema import (
+    BUILTIN_TOOLS,
+    USER_TOOL,
+    AgentConfig,
+    Config,
+    GatewayConfig,
+    Rule,
+    Workload,
+)
 from .workload import load_workload_file
 
 
@@ -48,6 +58,8 @@ class _Checker:
         yield from self.topic_list()
         if self.config.workload is not None:
             yield from self.workload(self.config.workload)
+        if self.config.gateway is not None:
+            yield from self.gateway(self.config.gateway)
 
     def problem(self, at: Key, message: str) -> Problem:
         return Problem(render_key(at), line_of(self.lines, at), message)
@@ -221,3 +233,54 @@ class _Checker:
             if task.agent is not None and task.agent not in self.agents:
                 yield self.problem(at, f"{path}: unknown agent {task.agent!r}")
                 return
+
+    def gateway(self, gateway: GatewayConfig) -> Iterator[Problem]:
+        here: Key = ("gateway",)
+        for i, group in enumerate(self.config.groups):
+            if group.name == "gateway":
+                yield self.problem(
+                    ("groups", i, "name"), "the name 'gateway' is the gateway actor's (/gateway)"
+                )
+        if not gateway.tokens and not is_loopback(gateway.host):
+            yield self.problem(
+                (*here, "host"),
+                f"without tokens the gateway listens on 127.0.0.1 only (host is "
+                f"{gateway.host!r}): add gateway.tokens or use host 127.0.0.1",
+            )
+        if gateway.allow_raw_model and self.config.inference is None:
+            yield self.problem(
+                (*here, "allow_raw_model"), "the raw model needs an 'inference' section"
+            )
+        names: dict[str, int] = {}
+        secrets: dict[str, int] = {}
+        for i, token in enumerate(gateway.tokens):
+            at: Key = (*here, "tokens", i)
+            if (token.token is None) == (token.token_env is None):
+                yield self.problem(at, "give exactly one of 'token' and 'token_env'")
+            if token.name in names:
+                first = names[token.name]
+                yield self.problem(
+                    (*at, "name"), f"duplicate token name {token.name!r} (also tokens[{first}])"
+                )
+            names.setdefault(token.name, i)
+            if token.token is not None:
+                if token.token in secrets:
+                    yield self.problem(
+                        (*at, "token"), f"the same token as tokens[{secrets[token.token]}]"
+                    )
+                secrets.setdefault(token.token, i)
+            if not token.agents:
+                yield self.problem((*at, "agents"), 'no agents: name some, or ["*"] for all')
+            for j, name in enumerate(token.agents):
+                if name != "*":
+                    yield from self.agent((*at, "agents", j), name)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False

@@ -238,6 +238,41 @@ class Workload(_Section, frozen=True):
     timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
 
 
+class GatewayToken(_Section, frozen=True):
+    """One entry of ``gateway.tokens:`` — a bearer token and what it may reach.
+
+    The secret is either written here (``token``) or read from the environment variable
+    ``token_env`` names when the system starts (exactly one of the two). ``name`` labels the
+    token in logs (never the secret itself). ``agents``: the agents it may talk to, or
+    ``["*"]`` for every agent and, with ``allow_raw_model``, the raw model.
+    """
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    token: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    token_env: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    agents: tuple[str, ...] = ("*",)
+
+
+class GatewayConfig(_Section, frozen=True):
+    """``gateway:`` — the OpenAI-compatible HTTP gateway (and ``/metrics``, the live page).
+
+    It listens on ``host``:``port`` (``port: 0``: any free port, logged as
+    ``gateway.listening``). With ``tokens``, every request needs ``Authorization: Bearer
+    <token>`` and reaches only that token's agents; without tokens no auth is asked, so the
+    gateway then listens on a loopback address only. ``allow_raw_model``: the ``model`` field may
+    also name the inference actor's model, sending the messages straight to it. At most
+    ``max_concurrent`` requests are served at once (more get 429); each may take at most
+    ``request_timeout`` seconds (then 504).
+    """
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    tokens: tuple[GatewayToken, ...] = ()
+    allow_raw_model: bool = False
+    max_concurrent: Positive = 256
+    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+
+
 class Config(_Section, frozen=True):
     """A whole ``config.yaml``; every section is optional."""
 
@@ -248,3 +283,4 @@ class Config(_Section, frozen=True):
     groups: tuple[GroupConfig, ...] = ()
     topics: tuple[TopicConfig, ...] = ()
     workload: Workload | None = None
+    gateway: GatewayConfig | None = None
