@@ -133,11 +133,12 @@ class LLMAgent(Agent):
     async def _turn(self, thread_id: str, text: str, emit: Emit | None) -> AgentReply:
         await self._append(thread_id, NewMessage(role="user", content=text))
         shown = _Shown(emit) if emit is not None else None
+        usage = _Usage()  # the tokens of this turn's model calls and delegated turns
         retry_used = False  # the previous output was malformed: one retry only
         retry: tuple[ChatMessage, ...] = ()  # after malformed output: it and the correction
         for step in range(1, self.config.max_steps + 1):
             step_filter = StepFilter() if shown is not None else None
-            output = await self._generate(thread_id, retry, step_filter, shown)
+            output = await self._generate(thread_id, retry, usage, step_filter, shown)
             retry = ()
             parsed = parse_step(output)
             if shown is not None and step_filter is not None:
@@ -148,8 +149,9 @@ class LLMAgent(Agent):
                     said = answer if shown is None else shown.text
                     data = {} if said == answer else {"answer": answer}
                     return AgentReply(
-                        agent=self.name, text=said, thread_id=thread_id, steps=step, data=data
-                    )
+                        agent=self.name, text=said, thread_id=thread_id, steps=step, data=data,
+                        prompt_tokens=usage.prompt, completion_tokens=usage.completion,
+                    )  # fmt: skip
                 case Malformed(reason=reason):
                     if retry_used:
                         raise AgentError(self.name, f"malformed model output twice: {reason}")
@@ -168,7 +170,7 @@ class LLMAgent(Agent):
                 case Delegate(agent=agent, message=question):
                     call = {"agent": agent, "message": question}
                     await self._append(thread_id, self._said(output, call))
-                    result = await self._delegate(agent, question)
+                    result = await self._delegate(agent, question, usage)
                     await self._append(thread_id, self._tool_message(result))
             retry_used = False
         raise AgentError(self.name, f"no final answer within {self.config.max_steps} model calls")
@@ -179,6 +181,7 @@ class LLMAgent(Agent):
         self,
         thread_id: str,
         retry: tuple[ChatMessage, ...],
+        usage: _Usage,
         step_filter: StepFilter | None = None,
         shown: _Shown | None = None,
     ) -> str:
@@ -201,15 +204,17 @@ class LLMAgent(Agent):
             stream=shown is not None,
         )
         if step_filter is not None and shown is not None:
-            return await self._generate_streamed(gen, step_filter, shown)
-        completion = await self._syscall(self.inference, gen, "inference")
+            completion = await self._generate_streamed(gen, step_filter, shown)
+        else:
+            completion = await self._syscall(self.inference, gen, "inference")
         if not isinstance(completion, Completion):
             raise AgentError(self.name, f"inference answered {type(completion).__name__}")
+        usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         return completion.text
 
     async def _generate_streamed(
         self, gen: Generate, step_filter: StepFilter, shown: _Shown
-    ) -> str:
+    ) -> Completion:
         stream = await self._syscall(self.inference, gen, "inference")
         if not isinstance(stream, CompletionStream):
             raise AgentError(self.name, f"inference answered {type(stream).__name__}")
@@ -219,7 +224,7 @@ class LLMAgent(Agent):
                     if isinstance(item, TokenDelta):
                         shown.show(step_filter.feed(item.text))
                     elif isinstance(item, Completion):
-                        return item.text
+                        return item
         except AgentError:
             raise
         except Exception as exc:
@@ -248,7 +253,7 @@ class LLMAgent(Agent):
             return f"{tool} error: {result.error}"
         return f"{tool} result: {json.dumps(result.value, default=str)}"
 
-    async def _delegate(self, agent: str, question: str) -> str:
+    async def _delegate(self, agent: str, question: str, usage: _Usage) -> str:
         """The other agent's answer as the model will read it (errors included)."""
         try:
             self.check(SendTo(agent=agent))
@@ -261,7 +266,11 @@ class LLMAgent(Agent):
             reply = await ref.ask(UserMessage(text=question), timeout=self.timeout)
         except Exception as exc:
             return f"agent {agent} error: {exc}"
-        text = reply.text if isinstance(reply, AgentReply) else str(reply)
+        if isinstance(reply, AgentReply):
+            usage.add(reply.prompt_tokens, reply.completion_tokens)
+            text = reply.text
+        else:
+            text = str(reply)
         return f"agent {agent} replied: {text}"
 
     async def _append(self, thread_id: str, message: NewMessage) -> None:
@@ -283,6 +292,20 @@ class LLMAgent(Agent):
 
     def _tool_message(self, content: str) -> NewMessage:
         return NewMessage(role="tool", content=content, agent=self.name)
+
+
+class _Usage:
+    """Tokens a turn has used so far (its own model calls and its delegated turns)."""
+
+    __slots__ = ("prompt", "completion")
+
+    def __init__(self) -> None:
+        self.prompt = 0
+        self.completion = 0
+
+    def add(self, prompt: int, completion: int) -> None:
+        self.prompt += prompt
+        self.completion += completion
 
 
 class StepFilter:

@@ -33,13 +33,17 @@ class UserMessage(msgspec.Struct, frozen=True, kw_only=True):
 class AgentReply(msgspec.Struct, frozen=True, kw_only=True):
     """An agent's answer: which ``agent`` answered, the ``text``, the ``thread_id`` the turn
     was recorded in (``None`` for agents without memory), how many ``steps`` it took (model
-    calls for an LLM agent, 1 for a rule) and structured ``data`` (a tool's value, a task id)."""
+    calls for an LLM agent, 1 for a rule) and structured ``data`` (a tool's value, a task id).
+    ``prompt_tokens`` / ``completion_tokens``: what the turn's model calls used, retries and
+    the turns of agents it delegated to included (0 for a turn that used no model)."""
 
     agent: str
     text: str
     thread_id: str | None = None
     steps: int = 1
     data: dict[str, Any] = {}
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class AgentError(Exception):

@@ -95,7 +95,10 @@ async def test_a_plain_answer_is_the_reply_and_the_turn_is_recorded(kernel: Kern
     kernel.engine.replies = ["Paris."]
     ref = await kernel.spawn(llm())
     reply = await ref.ask(UserMessage(text="Capital of France?"))
-    assert reply == AgentReply(agent="assistant", text="Paris.", thread_id=reply.thread_id)
+    assert reply == AgentReply(
+        agent="assistant", text="Paris.", thread_id=reply.thread_id,
+        prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+    )  # fmt: skip
     assert reply.thread_id is not None
     assert await kernel.thread(reply.thread_id) == [
         ("user", "Capital of France?"),
@@ -120,6 +123,12 @@ async def test_a_tool_call_runs_and_its_result_reaches_the_model(kernel: Kernel)
     assert kernel.engine.prompt(1)[-1] == ("tool", "calculator result: 42")
     thread = await kernel.thread(reply.thread_id)
     assert [role for role, _ in thread] == ["user", "assistant", "tool", "assistant"]
+    # the reply counts the tokens of both model calls (the fake engine counts words of its
+    # chat layout: "<|role|> content" per message, then "<|assistant|>")
+    prompts = [kernel.engine.prompt(i) for i in (0, 1)]
+    expected = sum(sum(1 + len(c.split()) for _, c in p) + 1 for p in prompts)
+    assert reply.prompt_tokens == expected
+    assert reply.completion_tokens > 0
 
 
 async def test_a_denied_tool_is_an_error_the_model_sees_not_a_crash(kernel: Kernel) -> None:
