@@ -22,6 +22,16 @@ setup: $(BIN)/python
 	# (torchcodec: libnvrtc missing); vLLM serves text models without them
 	$(BIN)/python -m pip uninstall -y torchvision torchaudio torchcodec
 	$(BIN)/actoros model pull
+	# the live page's browser test drives Debian's chromium; without it that test is skipped
+	@test -x /usr/bin/chromium || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y --no-install-recommends chromium \
+	      || { apt-get update && apt-get install -y --no-install-recommends chromium; } \
+	      || echo "note: apt-get could not install chromium: the live page's browser test will be skipped"; \
+	  else \
+	    echo "note: no /usr/bin/chromium and no apt-get as root to install it: the live page's browser test will be skipped (install Debian's chromium to run it)"; \
+	  fi; }
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install -e '.[compare,bench]'
 

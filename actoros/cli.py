@@ -150,6 +150,46 @@ def add_bench(subcommands: Subcommands) -> None:
         help="a pulled model or a model folder for the vLLM run (default: the CPU default model)",
     )
     agents.set_defaults(handler=_bench_agents)
+    gateway = benchmarks.add_parser(
+        "gateway",
+        help="the OpenAI-compatible gateway under load from the openai client",
+        description="Drive the gateway with the official openai client (its own process) at "
+        "concurrency 1-64 — an LLM agent and the raw model on the fake engine, the raw model "
+        "on SmolLM2 against the inference actor alone; write requests/s, latency p50/p99 and "
+        "the gateway/actor tokens/s ratio to gateway.json, gateway.md and gateway.png.",
+    )
+    gateway.add_argument(
+        "--quick", action="store_true", help="fake engine only, fewer requests (under a minute)"
+    )
+    gateway.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        metavar="DIR",
+        help="where results are written (default: %(default)s)",
+    )
+    gateway.add_argument(
+        "--engine",
+        choices=("fake", "vllm", "both"),
+        default="both",
+        help="both: the fake engine, then SmolLM2 (skipped with a note when vLLM or the model "
+        "is missing); fake; or vllm (default: %(default)s)",
+    )
+    gateway.add_argument(
+        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
+    )
+    gateway.add_argument(
+        "--model",
+        metavar="NAME|DIR",
+        help="a pulled model or a model folder for the vLLM run (default: the CPU default model)",
+    )
+    gateway.add_argument(
+        "--concurrency",
+        type=_concurrency_levels,
+        metavar="N,N,...",
+        help="concurrency levels (default: 1,4,16,32,64)",
+    )
+    gateway.set_defaults(handler=_bench_gateway)
 
 
 def _bench_core(args: argparse.Namespace) -> int:
@@ -186,6 +226,26 @@ def _bench_agents(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: exists and is not a directory")
     bench = _import("actoros.bench.agents", "actoros bench agents")
     return int(bench.main(quick=args.quick, out=out, engine=args.engine, model=args.model))
+
+
+def _bench_gateway(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    bench = _import("actoros.bench.gateway", "actoros bench gateway")
+    try:
+        return int(
+            bench.main(
+                quick=args.quick,
+                out=out,
+                engine=args.engine,
+                repeats=args.repeats,
+                model=args.model,
+                concurrency=args.concurrency,
+            )
+        )
+    except bench.BenchError as exc:  # --engine vllm without vLLM or the model
+        raise UsageError(str(exc)) from exc
 
 
 def add_model(subcommands: Subcommands) -> None:
@@ -267,7 +327,16 @@ def add_run(subcommands: Subcommands) -> None:
         "--out", type=Path, metavar="FILE", help="write results to FILE (default: stdout)"
     )
     run.add_argument(
-        "--chat", metavar="AGENT", help="chat with AGENT on the terminal instead of the workload"
+        "--chat",
+        metavar="AGENT",
+        help="chat with AGENT on the terminal instead of the workload (replies stream as "
+        "they are generated)",
+    )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run the workload from scratch: forget the tasks an earlier run of this config "
+        "finished (by default they are answered from the scheduler's journal, not asked again)",
     )
     run.add_argument(
         "--shutdown-timeout",
@@ -340,12 +409,12 @@ async def _run_async(args: argparse.Namespace, config: Any) -> int:
             with args.out.open("w", encoding="utf-8") as out:
                 summary = await runner.run_system(
                     config, out=out, stop_event=stop, progress=progress,
-                    shutdown_timeout=args.shutdown_timeout,
+                    shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
                 )  # fmt: skip
         else:
             summary = await runner.run_system(
                 config, out=sys.stdout, stop_event=stop, progress=progress,
-                shutdown_timeout=args.shutdown_timeout,
+                shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
             )  # fmt: skip
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -359,11 +428,70 @@ async def _run_async(args: argparse.Namespace, config: Any) -> int:
     return 0
 
 
-# Later: add_top.
+def add_top(subcommands: Subcommands) -> None:
+    top = subcommands.add_parser(
+        "top",
+        help="watch a running system's actors in the terminal",
+        description="Show the supervision tree of a running system (paths, kind, state, "
+        "restarts, mailbox depth, messages processed) and its inference numbers, read from its "
+        "gateway's /api/tree and refreshed until Ctrl-C. CONFIG_OR_URL: the gateway's URL "
+        "(http://HOST:PORT) or the config file the system runs (its gateway: section says "
+        "where). Exit 1 when the gateway cannot be reached, 2 on a usage error.",
+    )
+    top.add_argument("target", metavar="CONFIG_OR_URL", help="a gateway URL or a config file")
+    top.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between refreshes (default: %(default)s)",
+    )
+    top.add_argument("--once", action="store_true", help="print one frame and exit")
+    top.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="the gateway's bearer token (default: $ACTOROS_TOKEN, else the config's first)",
+    )
+    top.set_defaults(handler=_top)
+
+
+def _top(args: argparse.Namespace) -> int:
+    import os
+
+    top = _import("actoros.gateway.top", "actoros top")
+    target: str = args.target
+    token = args.token or os.environ.get("ACTOROS_TOKEN") or None
+    hint = "CONFIG"
+    try:
+        if target.startswith(("http://", "https://")):
+            url = target.rstrip("/")
+        else:
+            from actoros.config import ConfigError, load_config
+
+            try:
+                config = load_config(Path(target))
+            except ConfigError as exc:
+                if args.debug:
+                    traceback.print_exception(exc, file=sys.stderr)
+                for line in exc.lines():
+                    sys.stderr.write(f"{line}\n")
+                return 2
+            url = top.gateway_url(config, source=target)
+            token = token or top.config_token(config)
+            hint = target
+        return int(
+            top.watch(url, token=token, interval=args.interval, once=args.once, start_hint=hint)
+        )
+    except top.TopError as exc:
+        sys.stderr.write(f"actoros: error: {exc}\n")
+        return exc.status
+
+
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     add_bench,
     add_model,
     add_run,
+    add_top,
     add_validate,
 )
 
@@ -489,6 +617,16 @@ def _concurrency_levels(text: str) -> tuple[int, ...]:
         except argparse.ArgumentTypeError as exc:
             raise argparse.ArgumentTypeError(f"concurrency level {exc}") from None
     return tuple(levels)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

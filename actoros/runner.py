@@ -9,13 +9,17 @@
 2. one supervisor per agent group (``/<group>/<agent>``), strategy and intensity from the
    config; agents in no group run in an implicit ``/agents`` group. Every agent shares one
    ``AccessControl`` with the tool service and pub/sub, so a syscall is judged the same way
-   wherever it lands; topic subscribers are subscribed once the agents are up.
+   wherever it lands; topic subscribers are subscribed once the agents are up;
+3. with a ``gateway`` section, ``/gateway``: the HTTP server (OpenAI-compatible API, metrics,
+   live page). It serves while the workload runs, or until ``stop_event`` without one.
 
 Then the workload: each task goes through the scheduler as a durable ``workload`` task (id
 ``workload:<task id>``) whose handler asks the named agent, at most ``concurrency`` at once,
 each bounded by ``timeout``. A task's outcome — the reply or the error — is journaled, so a
 run killed midway resumes the unfinished tasks on the next run and answers finished ones from
-the journal without asking the agent again. Each result is written to ``out`` as one JSON line
+the journal without asking the agent again (``fresh=True``, ``actoros run --fresh``: the
+journal's finished workload tasks are forgotten first, so every task is asked again; tasks a
+killed run left unfinished still resume). Each result is written to ``out`` as one JSON line
 ``{"id", "agent", "input", "output" | "error", "seconds"}`` in completion order.
 
 No workload: the system serves until ``stop_event`` is set (the CLI sets it on Ctrl-C and
@@ -35,7 +39,15 @@ from typing import Any, TextIO
 import msgspec
 import structlog
 
-from actoros.agents import AgentError, AgentReply, LLMAgent, RuleAgent, UserMessage
+from actoros.agents import (
+    AgentDelta,
+    AgentError,
+    AgentReply,
+    AgentStream,
+    LLMAgent,
+    RuleAgent,
+    UserMessage,
+)
 from actoros.agents.permissions import access_permissions
 from actoros.config import AgentConfig, Config, ConfigError, Problem, WorkloadTask
 from actoros.config import load_workload_file as _load_workload_file
@@ -50,6 +62,7 @@ from actoros.core import (
     SupervisorSpec,
 )
 from actoros.core import Backoff as CoreBackoff
+from actoros.gateway import GatewayActor
 from actoros.inference.actor import InferenceActor, InferenceMetrics, InferenceStats
 from actoros.inference.engine import Engine, make_engine
 from actoros.inference.messages import ChatMessage, Completion, Generate
@@ -68,12 +81,14 @@ from actoros.kernel import (
     ToolService,
     load_user_tool,
 )
+from actoros.kernel.scheduler import Forget
 
 __all__ = ["KERNEL", "RunSummary", "System", "run_system", "start_system"]
 
 log = structlog.get_logger("actoros.runner")
 
 KERNEL = "kernel"
+GATEWAY = "gateway"  # the HTTP gateway's actor, /gateway, when the config has `gateway:`
 IMPLICIT_GROUP = "agents"
 WORKLOAD_KIND = "workload"
 DEFAULT_CONTEXT = 2048  # the fake engine's default max_model_len
@@ -362,6 +377,8 @@ async def start_system(config: Config) -> System:
                 _resubscribe(system)
 
         actors.events.subscribe(pubsub_restarted, LifecycleEvent)
+        if config.gateway is not None:  # last: it stops first, before the agents it serves
+            await actors.spawn(GatewayActor, system, name=GATEWAY, shutdown=10.0)
     except BaseException:
         await actors.shutdown(timeout=30.0)
         raise
@@ -554,11 +571,13 @@ async def run_system(
     stop_event: asyncio.Event | None = None,
     progress: TextIO | None = None,
     shutdown_timeout: float = 30.0,
+    fresh: bool = False,
 ) -> RunSummary:
     """Start the system of ``config``, run its workload (results to ``out``), stop it.
 
     Without a workload it serves until ``stop_event`` is set. ``progress``: where the live
-    progress line goes (a terminal), or ``None``. Raises ``ConfigError`` for a config the
+    progress line goes (a terminal), or ``None``. ``fresh``: forget the workload tasks the
+    journal holds as finished, so they are asked again. Raises ``ConfigError`` for a config the
     runner cannot assemble, and whatever failed when the system could not start.
     """
     stop = stop_event or asyncio.Event()
@@ -570,6 +589,8 @@ async def run_system(
             await _wait_stop_or_failure(system, stop)
             summary = RunSummary()
         else:
+            if fresh:
+                await _forget_finished_workload(system)
             await _engine_ready(system, stop)
             system.open.set()
             summary = await _run_workload(system, out, progress, stop)
@@ -579,6 +600,14 @@ async def run_system(
         raise RuntimeError(f"the system failed: {system.actors.failure}")
     log.info("system.stopped", **msgspec.structs.asdict(summary))
     return summary
+
+
+async def _forget_finished_workload(system: System) -> None:
+    """Drop the journal's finished workload tasks before any is submitted (``--fresh``)."""
+    scheduler = system.service("scheduler")
+    assert scheduler is not None
+    forgotten = await scheduler.ask(Forget(kind=WORKLOAD_KIND), timeout=30.0)
+    log.info("workload.fresh", system=system.config.system.name, forgotten=forgotten)
 
 
 async def _engine_ready(system: System, stop: asyncio.Event) -> None:
@@ -616,6 +645,29 @@ async def _wait_stop_or_failure(system: System, stop: asyncio.Event) -> None:
             fut.cancel()
 
 
+async def _chat_turn(ref: ActorRef, message: UserMessage, write: Callable[[str], None]) -> Any:
+    """One streamed chat turn written as it comes; the reply's thread id (``None`` on error)."""
+    started = False
+    try:
+        async with asyncio.timeout(CHAT_TIMEOUT):
+            stream = await ref.ask(message, timeout=CHAT_TIMEOUT)
+            if not isinstance(stream, AgentStream):
+                raise AgentError(ref.name, f"answered {type(stream).__name__}, not a stream")
+            async with stream:
+                write(f"{stream.agent}: ")
+                started = True
+                async for item in stream:
+                    if isinstance(item, AgentDelta):
+                        write(item.text)
+                    elif isinstance(item, AgentReply):
+                        write("\n")
+                        return item.thread_id
+    except Exception as exc:
+        error = f"no reply within {CHAT_TIMEOUT:g} s" if isinstance(exc, TimeoutError) else exc
+        write(("\n" if started else "") + f"[error] {error}\n")
+    return None
+
+
 async def chat(
     config: Config,
     agent: str,
@@ -625,8 +677,10 @@ async def chat(
     stop_event: asyncio.Event | None = None,
 ) -> None:
     """An interactive chat with ``agent``: each line read is a turn of one conversation
-    thread; replies are written whole (agents answer with whole replies; tokens are not
-    streamed). Ends at the end of input or when ``stop_event`` is set."""
+    thread. The reply is streamed: ``write`` gets the agent's name as a prefix, then each
+    piece of text as the agent produces it (an LLM agent's tokens as the model generates
+    them), then a newline; a failed turn writes ``[error] ...``. Ends at the end of input or
+    when ``stop_event`` is set (a turn still running is cancelled)."""
     names = sorted(a.name for a in config.agents)
     if agent not in names:  # said before anything (a model) starts
         raise _problem("--chat", f"unknown agent {agent!r} (known: {', '.join(names) or 'none'})")
@@ -662,15 +716,14 @@ async def chat(
                 text = line.strip()
                 if not text:
                     continue
-                message = UserMessage(text=text, thread_id=thread_id)
-                try:
-                    reply = await ref.ask(message, timeout=CHAT_TIMEOUT)
-                except Exception as exc:
-                    write(f"[error] {exc}\n")
-                    continue
-                if isinstance(reply, AgentReply):
-                    thread_id = reply.thread_id or thread_id
-                    write(f"{reply.agent}: {reply.text}\n")
+                message = UserMessage(text=text, thread_id=thread_id, stream=True)
+                turn = asyncio.ensure_future(_chat_turn(ref, message, write))
+                await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not turn.done():  # stopped mid-turn: cancelling it closes the stream
+                    turn.cancel()
+                    await asyncio.gather(turn, return_exceptions=True)
+                    break
+                thread_id = turn.result() or thread_id
         finally:
             stopped.cancel()
     finally:

@@ -289,3 +289,31 @@ def test_debug_shows_the_traceback_of_a_failure_at_start(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert done.stderr.rstrip().splitlines()[-1].startswith("actoros: error: ")
+
+
+def test_run_help_explains_fresh() -> None:
+    done = actoros("run", "--help")
+    assert done.returncode == 0
+    assert "--fresh" in done.stdout and "from scratch" in done.stdout
+
+
+def test_fresh_forgets_the_finished_tasks_of_an_earlier_run(tmp_path: Path) -> None:
+    config = str(fake_copy(tmp_path))
+    first = actoros("run", config)
+    assert first.returncode == 0, first.stderr
+    fresh = actoros("run", config, "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    events = [json.loads(line) for line in fresh.stderr.splitlines() if line.startswith("{")]
+    forgot = [e for e in events if e.get("event") == "workload.fresh"]
+    assert [e["forgotten"] for e in forgot] == [20]
+    assert len(fresh.stdout.splitlines()) == 20
+
+
+def test_chat_streams_an_llm_agents_reply_on_one_line(tmp_path: Path) -> None:
+    done = actoros(
+        "run", str(fake_copy(tmp_path)), "--chat", "faq", stdin="When do you open?\nhi\n"
+    )
+    assert done.returncode == 0, done.stderr
+    replies = done.stdout.splitlines()
+    assert len(replies) == 2 and all(line.startswith("faq: ") for line in replies)
+    assert all(len(line.split()) > 2 for line in replies)  # the fake model's words

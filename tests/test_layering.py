@@ -24,6 +24,7 @@ FORBIDDEN = {
     "kernel": TOOLS,
     "inference": ["agents", *TOOLS],
     "agents": TOOLS,
+    "gateway": TOOLS,
 }
 
 

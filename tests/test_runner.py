@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from actoros import LifecycleEvent
+from actoros.agents import AgentReply
 from actoros.config import Config, ConfigError, parse_config
-from actoros.kernel import Subscribers
-from actoros.runner import RunSummary, run_system, start_system
+from actoros.kernel import Subscribe, Subscribers
+from actoros.kernel.access import Publish
+from actoros.runner import RunSummary, chat, run_system, start_system
+from actoros.testing import capture_events, spawn_probe
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -135,5 +140,101 @@ async def test_topic_subscribers_are_subscribed_at_start(tmp_path: Path) -> None
         assert pubsub is not None
         subscribers = await pubsub.ask(Subscribers(topic="escalations"))
         assert subscribers == [system.agent("faq")]
+    finally:
+        await system.shutdown()
+
+
+async def test_chat_writes_the_reply_piece_by_piece_as_it_streams(tmp_path: Path) -> None:
+    config = fake_config(tmp_path)
+    lines = iter(["What are your opening hours?\n", "hello\n", ""])
+    writes: list[str] = []
+    # read_line runs in a thread: hand it the next line only after the previous reply ended
+    turn_done = threading.Semaphore(0)
+
+    def read_line() -> str:
+        line = next(lines)
+        if line != "What are your opening hours?\n":
+            turn_done.acquire(timeout=20)
+        return line
+
+    def write(text: str) -> None:
+        writes.append(text)
+        if text.endswith("\n"):
+            turn_done.release()
+
+    await asyncio.wait_for(chat(config, "router", read_line=read_line, write=write), 20)
+    first_end = writes.index("\n")
+    prefix, pieces = writes[0], writes[1:first_end]
+    assert prefix == "router: "
+    # the faq agent's answer (fake engine: one word per token) came in several pieces
+    assert len(pieces) >= 3, writes
+    assert all(piece for piece in pieces)
+    answer = "".join(pieces)
+    assert answer == answer.strip() and len(answer.split()) >= len(pieces)
+    assert writes[first_end + 1 :] == [
+        "router: ",
+        "Hello! Ask me about your order or our shop.",
+        "\n",
+    ]
+
+
+async def test_fresh_asks_the_finished_tasks_again(tmp_path: Path) -> None:
+    config = fake_config(tmp_path)  # the scheduler's journal is a file in tmp_path
+    assert (await run_system(config, out=io.StringIO())).output_tokens > 0
+    # by default a rerun answers from the journal: no agent is asked, no token generated
+    journal = io.StringIO()
+    assert (await run_system(config, out=journal)).output_tokens == 0
+    fresh = io.StringIO()
+    summary = await run_system(config, out=fresh, fresh=True)
+    assert (summary.tasks, summary.ok) == (20, 20)
+    assert summary.output_tokens > 0  # the LLM agents were asked again
+    assert sorted(line["id"] for line in lines_of(fresh)) == [f"q{i:02d}" for i in range(1, 21)]
+    # what the fresh run found is journaled in turn: the next plain run answers from it
+    again = io.StringIO()
+    assert (await run_system(config, out=again)).output_tokens == 0
+    key = lambda line: line["id"]  # noqa: E731
+    assert sorted(lines_of(again), key=key) == sorted(lines_of(fresh), key=key)
+
+
+async def test_subscriptions_survive_a_restart_of_the_pubsub_actor(tmp_path: Path) -> None:
+    config = parse_config(
+        f"""
+system: {{state_dir: {tmp_path}}}
+agents:
+  - name: announcer
+    kind: rule
+    permissions: {{topics: [news]}}
+    rules: [{{match: {{text: never}}, reply: unused}}]
+  - name: listener
+    kind: rule
+    rules: [{{match: {{topic: news}}, reply: "heard {{message}}"}}]
+  - name: bystander
+    kind: rule
+    rules: [{{reply: "not for me"}}]
+topics:
+  - {{name: news, subscribers: [listener]}}
+  - {{name: sports, subscribers: [listener, bystander]}}
+"""
+    )
+    system = await start_system(config)
+    try:
+        pubsub = system.service("pubsub")
+        assert pubsub is not None
+        # the publisher: a probe that the system knows as the agent ``announcer`` (rule agents
+        # have no publish action), so the listener's reply is told back to it
+        probe_ref, probe = await spawn_probe(system.actors, "announcer-probe")
+        system.agent_names[probe_ref.path] = "announcer"
+        with capture_events(system.actors, LifecycleEvent) as events:
+            # a Subscribe without a ref is a fault inside the service: it fails and restarts
+            pubsub.tell(Subscribe(topic="news", ref="not a ref"))  # type: ignore[arg-type]
+            await events.wait_for(lambda e: e.path == pubsub.path and e.kind == "restarted")
+        # the fresh incarnation knows the configured subscribers again (asked after the
+        # runner's re-subscriptions, from the same sender, so they are in)
+        assert await pubsub.ask(Subscribers(topic="news")) == [system.agent("listener")]
+        sports = await pubsub.ask(Subscribers(topic="sports"))
+        assert sports == [system.agent("listener"), system.agent("bystander")]
+        pubsub.tell(Publish(topic="news", message="rain"), sender=probe_ref)
+        reply = await probe.expect(AgentReply)
+        assert (reply.agent, reply.text) == ("listener", "heard rain")
     finally:
         await system.shutdown()

@@ -42,9 +42,7 @@ T = TypeVar("T")
 
 def check_restart_type(restart: str) -> None:
     if restart not in RESTART_TYPES:
-        raise ValueError(
-            f"restart must be one of {', '.join(RESTART_TYPES)}; got {restart!r}"
-        )
+        raise ValueError(f"restart must be one of {', '.join(RESTART_TYPES)}; got {restart!r}")
 
 
 class Backoff(msgspec.Struct, frozen=True):

@@ -1,0 +1,23 @@
+"""What the gateway needs of a running system (``actoros.runner.System`` provides it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from actoros.config import Config
+from actoros.core import ActorRef, ActorSystem
+
+
+class Host(Protocol):
+    """A started system: its typed config, its ``ActorSystem``, agents and kernel services.
+
+    ``agent_paths``: agent name → actor path (every configured agent, running or not).
+    """
+
+    config: Config
+    actors: ActorSystem
+    agent_paths: dict[str, str]
+
+    def agent(self, name: str) -> ActorRef | None: ...
+
+    def service(self, name: str) -> ActorRef | None: ...

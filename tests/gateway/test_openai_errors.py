@@ -1,0 +1,331 @@
+"""Every error path of the API, through the official ``openai`` client: the status, the
+OpenAI-style body (``{"error": {"message", "type", "param", "code"}}``), and that after the
+error the agents and the gateway still answer, with no actor restarted."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from actoros.gateway import THREAD_HEADER
+
+from .conftest import RunningGateway, start_gateway
+
+pytestmark = pytest.mark.timeout(30)
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+async def still_serving(gateway: RunningGateway, restarts: dict[str, int] | None = None) -> None:
+    """The gateway, an agent and the raw model answer, and no actor restarted (since
+    ``restarts``, or ever)."""
+    client = gateway.client()
+    echo = await client.chat.completions.create(model="echo", messages=USER)
+    assert echo.choices[0].message.content == "echo: hello"
+    faq = await client.chat.completions.create(model="faq", messages=USER)
+    assert faq.choices[0].message.content
+    raw = await client.chat.completions.create(model="fake", messages=USER, max_tokens=2)
+    assert raw.usage is not None and raw.usage.completion_tokens == 2
+    now = gateway.restarts()
+    if restarts is None:
+        assert set(now.values()) == {0}, now
+    else:
+        assert now == restarts
+
+
+def body(error: openai.APIStatusError) -> dict[str, Any]:
+    assert isinstance(error.body, dict)
+    assert set(error.body) == {"message", "type", "param", "code"}  # the client unwraps "error"
+    return error.body
+
+
+# -- 400 ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "param", "code", "says"),
+    [
+        ({"model": "nobody", "messages": USER}, "model", "model_not_found", "does not exist"),
+        ({"model": "echo", "messages": []}, "messages", None, "must not be empty"),
+        ({"model": "echo", "messages": USER, "n": 2}, "n", "unsupported_parameter", "n=1"),
+        (
+            {"model": "echo", "messages": USER,
+             "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+            "tools", "unsupported_parameter", "not supported",
+        ),
+        ({"model": "fake", "messages": USER, "temperature": 3}, "temperature", None, "between"),
+        ({"model": "fake", "messages": USER, "max_tokens": 0}, "max_tokens", None, "at least 1"),
+        (
+            {"model": "echo", "messages": [{"role": "user", "content": "q"},
+                                           {"role": "assistant", "content": "a"}]},
+            "messages[1].role", None, "last message must be the user's",
+        ),
+        (
+            {"model": "fake", "messages": [{"role": "wizard", "content": "q"}]},
+            "messages[0].role", None, "unsupported role",
+        ),
+        (
+            {"model": "fake", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]},
+            "messages[0].content[0]", "unsupported_parameter", "only text",
+        ),
+        (
+            {"model": "fake", "messages": USER, "max_tokens": 5000},
+            "messages", "context_length_exceeded", "context is 4096 tokens",
+        ),
+    ],
+    ids=["unknown-model", "no-messages", "n", "tools", "temperature", "max-tokens",
+         "last-not-user", "role", "image", "context"],
+)  # fmt: skip
+async def test_bad_requests_are_400_naming_the_field(
+    gateway: RunningGateway,
+    request_fields: dict[str, Any],
+    param: str,
+    code: str | None,
+    says: str,
+) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(**request_fields)
+    error = body(caught.value)
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert error["code"] == code
+    assert says in error["message"]
+    await still_serving(gateway)
+
+
+async def test_an_unknown_field_is_400_naming_it(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model="echo", messages=USER, extra_body={"best_of": 2})
+    error = body(caught.value)
+    assert error["message"] == "Unrecognized request argument supplied: best_of"
+    assert error["param"] == "best_of"
+    await still_serving(gateway)
+
+
+async def test_a_body_of_the_wrong_shape_is_400(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model="echo", messages=USER, extra_body={"messages": "not a list"}
+        )
+    error = body(caught.value)
+    assert error["param"] == "messages"
+    assert "Invalid request body" in error["message"]
+    with pytest.raises(openai.BadRequestError) as missing:
+        await client.post("/chat/completions", body={"messages": USER}, cast_to=object)
+    assert "missing required field 'model'" in body(missing.value)["message"]
+    await still_serving(gateway)
+
+
+async def test_a_body_that_is_not_json_is_400(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.post(
+            "/chat/completions",
+            cast_to=object,
+            content=b"{not json",
+            options={"headers": {"Content-Type": "application/json"}},
+        )
+    assert "could not parse the JSON body" in body(caught.value)["message"]
+    await still_serving(gateway)
+
+
+async def test_a_thread_the_gateway_never_gave_is_404(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.chat.completions.create(
+            model="faq", messages=USER, extra_headers={THREAD_HEADER: "f" * 32}
+        )
+    error = body(caught.value)
+    assert error["code"] == "thread_not_found" and error["param"] == THREAD_HEADER
+    # no agent was handed the unknown thread, so nothing crashed in the thread store
+    await still_serving(gateway)
+
+
+async def test_the_raw_model_takes_no_thread(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model="fake", messages=USER, extra_headers={THREAD_HEADER: "f" * 32}
+        )
+    assert body(caught.value)["param"] == THREAD_HEADER
+    await still_serving(gateway)
+
+
+# -- 422: the agent could not answer ------------------------------------------------------------
+
+
+async def test_an_agent_that_cannot_answer_is_422_with_its_reason(tmp_path: Path) -> None:
+    picky = {
+        "name": "picky",
+        "kind": "rule",
+        "rules": [{"match": {"text": "ping"}, "reply": "pong"}],
+    }
+    async with start_gateway(tmp_path, agents=[*_base_agents(), picky]) as gateway:
+        client = gateway.client()
+        assert (await client.chat.completions.create(
+            model="picky", messages=[{"role": "user", "content": "ping"}]
+        )).choices[0].message.content == "pong"  # fmt: skip
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            await client.chat.completions.create(model="picky", messages=USER)
+        error = body(caught.value)
+        assert error["code"] == "agent_error"
+        assert "no rule matches" in error["message"]
+        await still_serving(gateway)
+
+
+def _base_agents() -> list[dict[str, Any]]:
+    from .conftest import BASE
+
+    return list(BASE["agents"])
+
+
+# -- 429 ----------------------------------------------------------------------------------------
+
+
+async def test_more_requests_than_max_concurrent_get_429(tmp_path: Path) -> None:
+    async with start_gateway(tmp_path, gateway={"max_concurrent": 1}) as gateway:
+        client = gateway.client()
+        held = asyncio.ensure_future(client.chat.completions.create(model="hold", messages=USER))
+        await gateway.gate.entered.wait()
+        for stream in (False, True):
+            with pytest.raises(openai.RateLimitError) as caught:
+                await client.chat.completions.create(model="echo", messages=USER, stream=stream)
+            error = body(caught.value)
+            assert error["type"] == "rate_limit_error"
+            assert error["code"] == "rate_limit_exceeded"
+            assert "gateway.max_concurrent" in error["message"]
+        gateway.gate.open()
+        assert (await held).choices[0].message.content == "released"
+        await still_serving(gateway)  # one at a time: the slot was given back
+
+
+async def test_a_held_stream_holds_its_slot_until_it_ends(tmp_path: Path) -> None:
+    async with start_gateway(tmp_path, gateway={"max_concurrent": 1}) as gateway:
+        client = gateway.client()
+        held = asyncio.ensure_future(
+            client.chat.completions.create(model="hold", messages=USER, stream=True)
+        )
+        await gateway.gate.entered.wait()
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="fake", messages=USER)
+        gateway.gate.open()
+        chunks = [chunk async for chunk in await held]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == "released"
+        await still_serving(gateway)
+
+
+async def test_the_inference_actors_refusal_is_429(tmp_path: Path) -> None:
+    inference = {"engine": "fake", "max_waiting": 0}  # every request is refused at admission
+    async with start_gateway(tmp_path, inference=inference) as gateway:
+        client = gateway.client()
+        for model in ("fake", "faq"):  # straight to the model, and through an agent
+            with pytest.raises(openai.RateLimitError) as caught:
+                await client.chat.completions.create(model=model, messages=USER)
+            error = body(caught.value)
+            assert error["code"] == "engine_overloaded"
+            assert "max_waiting" in error["message"]
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="fake", messages=USER, stream=True)
+        echo = await client.chat.completions.create(model="echo", messages=USER)
+        assert echo.choices[0].message.content == "echo: hello"
+        assert set(gateway.restarts().values()) == {0}
+
+
+# -- 503 ----------------------------------------------------------------------------------------
+
+
+async def test_the_raw_model_is_503_while_the_engine_is_not_ready(tmp_path: Path) -> None:
+    inference = {"engine": "fake", "engine_args": {"start_delay": 3600}}
+    async with start_gateway(tmp_path, inference=inference, wait_engine=False) as gateway:
+        client = gateway.client()
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError) as caught:
+                await client.chat.completions.create(model="fake", messages=USER, stream=stream)
+            assert caught.value.status_code == 503
+            error = body(caught.value)
+            assert error["code"] == "engine_unavailable" and error["type"] == "server_error"
+        echo = await client.chat.completions.create(model="echo", messages=USER)
+        assert echo.choices[0].message.content == "echo: hello"
+        assert set(gateway.restarts().values()) == {0}
+
+
+async def test_a_dead_engine_is_503_for_the_model_and_for_agents(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    for model in ("fake", "faq"):
+        gateway.engine().kill()
+        with pytest.raises(openai.InternalServerError) as caught:
+            await client.chat.completions.create(model=model, messages=USER)
+        assert caught.value.status_code == 503
+        assert body(caught.value)["code"] == "engine_unavailable"
+        await _engine_back(gateway)
+    restarts = gateway.restarts()
+    assert restarts["/kernel/inference"] == 2  # the engine's actor, restarted by design
+    await still_serving(gateway, restarts)
+
+
+async def _engine_back(gateway: RunningGateway) -> None:
+    from .conftest import engine_ready
+
+    await engine_ready(gateway.system)
+
+
+async def test_an_engine_dying_mid_stream_ends_the_stream_with_an_error_event(
+    tmp_path: Path,
+) -> None:
+    # endless answers: the stream is certainly still running when the engine is killed
+    args = {"max_model_len": 100_000, "eos_after": [50_000, 50_000], "token_delay": 0.001}
+    async with start_gateway(
+        tmp_path, inference={"engine": "fake", "engine_args": args}
+    ) as gateway:
+        client = gateway.client()
+        stream = await client.chat.completions.create(
+            model="fake", messages=USER, max_tokens=50_000, stream=True
+        )
+        seen = []
+        with pytest.raises(openai.APIError) as caught:
+            async for chunk in stream:
+                seen.append(chunk)
+                if len(seen) == 3:
+                    gateway.engine().kill()
+        assert len(seen) >= 3
+        assert caught.value.body is not None
+        assert caught.value.body["code"] == "engine_unavailable"  # type: ignore[index]
+        await _engine_back(gateway)
+        echo = await client.chat.completions.create(model="echo", messages=USER)
+        assert echo.choices[0].message.content == "echo: hello"
+
+
+# -- the client goes away -----------------------------------------------------------------------
+
+
+async def test_a_client_that_gives_up_cancels_the_agents_turn(tmp_path: Path) -> None:
+    async with start_gateway(tmp_path, gateway={"max_concurrent": 1}) as gateway:
+        impatient = gateway.client(timeout=0.3)
+        with pytest.raises(openai.APITimeoutError):
+            await impatient.chat.completions.create(model="hold", messages=USER)
+        await gateway.gate.cancelled.wait()  # the tool call the turn waited on was cancelled
+        await still_serving(gateway)
+
+
+# -- 504 ----------------------------------------------------------------------------------------
+
+
+async def test_a_request_over_its_time_is_504(tmp_path: Path) -> None:
+    async with start_gateway(tmp_path, gateway={"request_timeout": 0.2}) as gateway:
+        client = gateway.client()
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError) as caught:
+                await client.chat.completions.create(model="hold", messages=USER, stream=stream)
+            assert caught.value.status_code == 504
+            assert body(caught.value)["code"] == "timeout"
+        echo = await client.chat.completions.create(model="echo", messages=USER)
+        assert echo.choices[0].message.content == "echo: hello"
+        assert set(gateway.restarts().values()) == {0}
