@@ -691,12 +691,18 @@ class OpenAIAPI:
                 items.put_nowait(exc)
 
         pumping = asyncio.ensure_future(pump())
+        # one timer for the whole answer (not one per token): at the deadline the reader
+        # meets a TimeoutError, a 504 or the stream's last event
+        expiry = asyncio.get_running_loop().call_at(
+            deadline, lambda: items.put_nowait(TimeoutError(f"{what} took too long"))
+        )
         closed = False
 
         async def close() -> None:
             nonlocal closed
             if not closed:
                 closed = True
+                expiry.cancel()
                 release()
                 pumping.cancel()
                 try:
@@ -705,12 +711,7 @@ class OpenAIAPI:
                     log.debug("gateway.stream_close_failed", error=repr(exc))
 
         async def next_item() -> str | _Final:
-            try:
-                _left(deadline)
-                async with asyncio.timeout_at(deadline):  # around the await only, not a yield
-                    item = await items.get()
-            except Exception as exc:
-                raise from_exception(exc, what=what) from exc
+            item = await items.get()
             if item is _ENDED:
                 raise APIError(500, f"{what} ended its stream without a final answer",
                                type="server_error", code="internal_error")  # fmt: skip
