@@ -89,7 +89,7 @@ def _level_table(result: GatewayResult, engine: str, w: Workload) -> list[str]:
             lines.append(
                 f"| {c} | {SERIES_LABELS.get(series, series)} | {w.requests(c)} "
                 f"| {_fmt(get('req_per_s'), 'rate2')} "
-                f"| {'' if series.startswith('agent') else _fmt(get('tok_per_s'), 'rate')} "
+                f"| {_fmt(get('tok_per_s'), 'rate')} "
                 f"| {_fmt(get('e2el_ms_p50'), 'ms')} | {_fmt(get('e2el_ms_p99'), 'ms')} "
                 f"| {_fmt(get('ttft_ms_p50'), 'ms')} | {_count(get('failed'))} "
                 f"| {_fmt(get('client_cpu'), 'ratio') if not series.startswith('actor') else ''} |"

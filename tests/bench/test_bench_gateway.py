@@ -139,7 +139,7 @@ def test_a_fake_only_report_says_smollm2_was_not_measured(tmp_path: Path) -> Non
 
     assert "SmolLM2 (vLLM) was not measured" in table
     assert "| vllm_gateway_vs_actor" not in table and "| median |" not in table
-    assert "| 4 | agent, one response | 8 | 400.00 |  |" in table
+    assert "| 4 | agent, one response | 8 | 400.00 | n/a |" in table  # no usage given
     chart(res, tmp_path / "gateway.png")
     assert (tmp_path / "gateway.png").read_bytes()[:8] == PNG
 
