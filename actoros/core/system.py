@@ -58,7 +58,10 @@ class ActorSystem:
     ``clock``: the clock for ask timeouts, restart windows, backoff and shutdown timeouts
     (default: the running loop's; tests pass ``ManualClock()``). ``max_restarts``/``within``:
     the root supervisor's intensity: top-level actors restarted more often than that fail the
-    whole system (``system.failure`` is set and everything stops). ``throughput``: messages an
+    whole system (``system.failure`` is set and everything stops). ``strategy``: the root's
+    restart strategy for the top-level actors (``rest_for_one``: a restarted top-level actor
+    restarts every top-level actor started after it, for systems whose later parts hold refs
+    to the earlier ones). ``throughput``: messages an
     actor handles before yielding the loop to other actors. ``seed``: for backoff jitter.
     """
 
@@ -69,6 +72,7 @@ class ActorSystem:
         clock: Clock | None = None,
         max_restarts: int = 3,
         within: float = 5.0,
+        strategy: str = "one_for_one",
         throughput: int = 64,
         seed: int | None = None,
     ) -> None:
@@ -78,7 +82,9 @@ class ActorSystem:
         self.events = EventStream()
         self.failure: BaseException | None = None
         self._clock = clock
-        self._root_spec = SupervisorSpec(max_restarts=max_restarts, within=within)
+        self._root_spec = SupervisorSpec(
+            strategy=strategy, max_restarts=max_restarts, within=within
+        )
         self._throughput = throughput
         self._rng = random.Random(seed)
         self._names = itertools.count(1)

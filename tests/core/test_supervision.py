@@ -742,3 +742,20 @@ async def test_stopping_a_child_that_waits_for_its_backoff_restart_is_final(
     assert journal.starts("w") == 1
     assert not ref.is_alive
     assert await sup.ask(StartChild(worker(journal, "w"))) is not None  # the name is free
+
+
+async def test_the_root_strategy_applies_to_top_level_actors() -> None:
+    """``ActorSystem(strategy="rest_for_one")``: a failing top-level actor restarts the
+    top-level actors started after it, not those before it."""
+    journal = Journal()
+    async with ActorSystem(clock=ManualClock(), strategy="rest_for_one") as system:
+        refs = {name: await system.spawn(Worker, journal, name, name=name) for name in "abc"}
+        mark = len(journal.entries)
+        with capture_events(system, LifecycleEvent) as events:
+            with pytest.raises(Boom):
+                await refs["b"].ask("crash")
+            await events.wait_for(LifecycleEvent("/c", "restarted", None))
+        assert journal.since(mark) == [("stop", "b"), ("stop", "c"), ("start", "b"),
+                                       ("start", "c")]  # fmt: skip
+        assert journal.starts("a") == 1
+        assert system.failure is None
