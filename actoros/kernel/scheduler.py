@@ -20,8 +20,10 @@ answers from the journal (until ``Forget(kind)`` drops the finished tasks of a k
 process dies while it runs (or after it ran but before its result reached the journal), in
 which case it runs again after the restart — at most one such task per worker, since a worker
 is handed its next task only once its previous result is journaled. Handlers should therefore be
-idempotent or tolerate a repeat. Askers waiting when the scheduler itself restarts are not
-answered by the new incarnation (their asks time out); the tasks themselves resume.
+idempotent or tolerate a repeat. Askers waiting when the scheduler itself stops or restarts
+get ``ActorStopped`` at once; the tasks themselves resume from the journal, and a
+``SubmitAndWait`` of the same id to the next incarnation waits for the resumed task (or
+answers from the journal when it has finished).
 With ``path=":memory:"`` nothing survives the scheduler itself.
 """
 
@@ -39,7 +41,7 @@ from typing import Any, Literal
 import msgspec
 import structlog
 
-from actoros.core import Actor, ActorRef, Context, DeferredReply, SupervisorSpec
+from actoros.core import Actor, ActorRef, ActorStopped, Context, DeferredReply, SupervisorSpec
 
 from ._sqlite import SQLiteWorker
 
@@ -309,6 +311,15 @@ class Scheduler(Actor):
         self._dispatch()
 
     async def on_stop(self) -> None:
+        # Askers still waiting learn it now rather than at their timeout: they can submit the
+        # same id again to the next incarnation, which resumes the task from the journal.
+        waiters, self._waiters = self._waiters, {}
+        for task_id, replies in waiters.items():
+            for reply in replies:
+                reply.fail(ActorStopped(
+                    f"the scheduler stopped before task {task_id} finished; submit it again "
+                    "with the same id to wait for it (the journal keeps it)"
+                ))  # fmt: skip
         await self._db.close()
 
     def receive(self, message: Any, ctx: Context) -> Any:
@@ -334,7 +345,10 @@ class Scheduler(Actor):
                 # crash at most one finished-but-unjournaled task per worker runs again.
                 def journaled(fut: Any) -> None:
                     self._deliver(result, fut)
-                    self._idle.append(worker)
+                    # a worker of an earlier incarnation (its _Finished was still queued when
+                    # the scheduler restarted) is gone: its result counts, it takes no task
+                    if worker in self._workers:
+                        self._idle.append(worker)
                     self._dispatch()
 
                 self._db.submit(_finish(result)).add_done_callback(journaled)

@@ -258,3 +258,43 @@ async def test_forget_drops_finished_tasks_of_a_kind_so_they_run_again(tmp_path:
         sched = await system.spawn(Scheduler, handlers, db)
         assert (await sched.ask(SubmitAndWait(task=Task(kind="c", id="c1")))).result == 4
     assert runs == ["c1", "f1", "o1", "c1"]
+
+
+async def test_waiters_learn_of_a_scheduler_restart_and_can_wait_again(tmp_path: Path):
+    """A restart of the scheduler answers its waiting askers with ``ActorStopped`` (once its
+    workers have stopped: a running handler gets the workers' shutdown time, on the manual
+    clock here); the same id submitted to the new incarnation waits for the resumed task."""
+    from actoros import ActorStopped, ChildSpec, ManualClock, SupervisorSpec
+
+    db = str(tmp_path / "tasks.db")
+    started, gate = asyncio.Event(), asyncio.Event()
+    runs = 0
+
+    async def slow(task: Task) -> str:
+        nonlocal runs
+        runs += 1
+        started.set()
+        await gate.wait()
+        return "done"
+
+    clock = ManualClock()
+    spec = SupervisorSpec(children=[ChildSpec("sched", Scheduler, ({"s": slow}, db))])
+    async with ActorSystem("a", clock=clock) as system:
+        await system.spawn_supervisor(spec, name="kernel")
+        sched = system.lookup("/kernel/sched")
+        assert sched is not None
+        task = Task(kind="s", id="t")
+        waiting = asyncio.ensure_future(sched.ask(SubmitAndWait(task=task), timeout=None))
+        await started.wait()
+        sched.tell("not a scheduler message")  # fails the scheduler: its supervisor restarts it
+        for _ in range(1000):  # the busy worker is killed after its shutdown time
+            if waiting.done():
+                break
+            clock.advance(1.0)
+            await asyncio.sleep(0)
+        with pytest.raises(ActorStopped, match="submit it again"):
+            await waiting
+        gate.set()
+        again = await sched.ask(SubmitAndWait(task=task), timeout=None)
+        assert again == TaskResult(id="t", status="done", result="done")
+        assert runs == 2  # killed while running, so run again (at least once)
