@@ -54,6 +54,7 @@ from actoros.config import load_workload_file as _load_workload_file
 from actoros.core import (
     Actor,
     ActorRef,
+    ActorStopped,
     ActorSystem,
     AskTimeout,
     ChildSpec,
@@ -338,7 +339,9 @@ async def start_system(config: Config) -> System:
     )
     groups = _groups(config)
     Path(config.system.state_dir).mkdir(parents=True, exist_ok=True)
-    actors = ActorSystem(config.system.name)
+    # rest_for_one: agents and the gateway hold refs to the kernel's services, so a restart
+    # of the whole kernel (its own intensity exceeded) restarts everything started after it
+    actors = ActorSystem(config.system.name, strategy="rest_for_one")
     system = System(config, actors)
     access = AccessControl({a.name: access_permissions(a) for a in config.agents})
     for name, _, children in groups:
@@ -371,12 +374,19 @@ async def start_system(config: Config) -> System:
             await actors.spawn_supervisor(spec, name=name)
         await _subscribe(system)
 
-        def pubsub_restarted(event: LifecycleEvent) -> None:
-            # subscriptions live in the pub/sub actor: a fresh one needs them again
-            if event.path == f"/{KERNEL}/pubsub" and event.kind == "restarted":
+        # Subscriptions live in the pub/sub actor and name subscribers by ref: a fresh pub/sub
+        # actor (restarted, or new after a restart of the whole kernel) needs them again, and
+        # so does a subscriber that is a new actor (its group restarted after the kernel).
+        # Subscribing twice is harmless; dead subscribers are dropped by the service.
+        watched = {f"/{KERNEL}/pubsub"} | {
+            system.agent_paths[s] for topic in config.topics for s in topic.subscribers
+        }
+
+        def resubscribe_on_start(event: LifecycleEvent) -> None:
+            if event.kind in ("restarted", "started") and event.path in watched:
                 _resubscribe(system)
 
-        actors.events.subscribe(pubsub_restarted, LifecycleEvent)
+        actors.events.subscribe(resubscribe_on_start, LifecycleEvent)
         if config.gateway is not None:  # last: it stops first, before the agents it serves
             await actors.spawn(GatewayActor, system, name=GATEWAY, shutdown=10.0)
     except BaseException:
@@ -485,8 +495,6 @@ async def _run_workload(
     workload = system.config.workload
     assert workload is not None
     tasks = workload_tasks(system.config)
-    scheduler = system.service("scheduler")
-    assert scheduler is not None
     gate = asyncio.Semaphore(workload.concurrency)
     bar = _Progress(progress, len(tasks))
     counts = {"ok": 0, "failed": 0}
@@ -503,10 +511,7 @@ async def _run_workload(
                 priority=task.priority,
                 id=f"workload:{task.id}",
             )
-            try:
-                result = await scheduler.ask(SubmitAndWait(task=job), timeout=wait)
-            except Exception as exc:
-                result = TaskResult(id=job.id or "", status="failed", error=f"{exc}")
+            result = await _submit_and_wait(system, job, wait)
         line: dict[str, Any] = {"id": task.id, "agent": task.agent, "input": task.input}
         assert isinstance(result, TaskResult)
         value = result.result if result.status == "done" and isinstance(result.result, dict) else {}
@@ -562,6 +567,30 @@ async def _run_workload(
         tasks=len(tasks), ok=counts["ok"], failed=counts["failed"],
         seconds=round(time.perf_counter() - began, 3), output_tokens=tokens,
     )  # fmt: skip
+
+
+async def _submit_and_wait(system: System, job: Task, wait: float) -> TaskResult:
+    """The task's result. A scheduler that stops meanwhile (restarted, or the whole kernel
+    restarted) answers ``ActorStopped``: the same id is submitted again to its successor,
+    which resumes the task from its journal or answers from it."""
+    deadline = time.monotonic() + wait
+    while True:
+        scheduler = system.service("scheduler")
+        try:
+            if scheduler is None:
+                raise ActorStopped("the scheduler is not running")
+            result = await scheduler.ask(SubmitAndWait(task=job), timeout=wait)
+        except ActorStopped as exc:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or system.actors.failure is not None:
+                return TaskResult(id=job.id or "", status="failed", error=f"{exc}")
+            log.info("workload.resubmit", task=job.id, reason=str(exc))
+            await asyncio.sleep(0.05)  # the kernel restarts its services meanwhile
+            continue
+        except Exception as exc:
+            return TaskResult(id=job.id or "", status="failed", error=f"{exc}")
+        assert isinstance(result, TaskResult)
+        return result
 
 
 async def run_system(

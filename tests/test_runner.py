@@ -238,3 +238,84 @@ topics:
         assert (reply.agent, reply.text) == ("listener", "heard rain")
     finally:
         await system.shutdown()
+
+
+async def test_a_restart_of_the_whole_kernel_leaves_the_agents_working(tmp_path: Path) -> None:
+    """The kernel gives up (its intensity is exceeded), the root restarts it with fresh
+    services, and everything started after it restarts too (rest_for_one): agents then reach
+    the new services, and the topic subscriptions are back."""
+    config = parse_config(
+        f"""
+system: {{state_dir: {tmp_path}}}
+inference: {{engine: fake}}
+agents:
+  - {{name: helper, kind: llm, max_tokens: 8, max_steps: 1}}
+  - name: listener
+    kind: rule
+    rules: [{{match: {{topic: news}}, reply: "heard {{message}}"}}]
+topics:
+  - {{name: news, subscribers: [listener]}}
+"""
+    )
+    system = await start_system(config)
+    try:
+        helper = system.agent("helper")
+        assert helper is not None
+        assert isinstance(await helper.ask("hello", timeout=10), AgentReply)
+        pubsub = system.service("pubsub")
+        assert pubsub is not None
+        with capture_events(system.actors, LifecycleEvent) as events:
+            # a Subscribe without a ref fails the service: more often than the kernel's
+            # intensity allows (10 in 60 s) makes /kernel fail, and the root restart it
+            for _ in range(11):
+                pubsub.tell(Subscribe(topic="news", ref="not a ref"))  # type: ignore[arg-type]
+                await events.wait_for(lambda e: e.path == pubsub.path and e.kind == "failed")
+                events.clear()
+            await events.wait_for(LifecycleEvent("/kernel", "restarted", None))
+            # rest_for_one: the agent group, started after the kernel, restarts with it
+            await events.wait_for(LifecycleEvent("/agents", "restarted", None))
+        assert system.actors.failure is None
+        fresh = system.service("pubsub")
+        assert fresh is not None and fresh != pubsub
+        helper = system.agent("helper")
+        assert helper is not None
+        reply = await helper.ask("hello again", timeout=10)  # through the new inference actor
+        assert isinstance(reply, AgentReply) and reply.completion_tokens > 0
+        listener = system.agent("listener")
+        # asked after the runner's re-subscriptions (told on the listener's start)
+        assert await fresh.ask(Subscribers(topic="news")) == [listener]
+    finally:
+        await system.shutdown()
+
+
+async def test_a_workload_survives_a_restart_of_the_scheduler(tmp_path: Path) -> None:
+    """The scheduler fails mid-workload: its waiting askers hear of it, the runner submits
+    the same ids to the restarted scheduler, which resumes them from its journal; every
+    task is answered."""
+    from actoros.kernel import Stats
+    from actoros.runner import _engine_ready, _run_workload
+
+    config = fake_config(tmp_path)
+    inference = msgspec.structs.replace(
+        config.inference, engine_args={**config.inference.engine_args, "token_delay": 0.005}
+    )
+    config = msgspec.structs.replace(config, inference=inference)
+    system = await start_system(config)
+    try:
+        stop = asyncio.Event()
+        await _engine_ready(system, stop)
+        system.open.set()
+        out = io.StringIO()
+        running = asyncio.ensure_future(_run_workload(system, out, None, stop))
+        scheduler = system.service("scheduler")
+        assert scheduler is not None
+        while (await scheduler.ask(Stats())).done < 3:  # some done, others still running
+            await asyncio.sleep(0.01)
+        with capture_events(system.actors, LifecycleEvent) as events:
+            scheduler.tell("not a scheduler message")  # the scheduler fails and restarts
+            await events.wait_for(LifecycleEvent(scheduler.path, "restarted", None), timeout=20)
+        summary = await asyncio.wait_for(running, 25)
+        assert (summary.tasks, summary.ok, summary.failed) == (20, 20, 0)
+        assert sorted(line["id"] for line in lines_of(out)) == [f"q{i:02d}" for i in range(1, 21)]
+    finally:
+        await system.shutdown()
