@@ -58,84 +58,92 @@ Subcommands = Any  # argparse's _SubParsersAction, which it does not export
 # -- subcommands ---------------------------------------------------------------------------
 
 
+VLLM_MODEL_HELP = (
+    "a pulled model or a model folder for the vLLM run (default: the CPU default model)"
+)
+
+
+def _benchmark(
+    benchmarks: Subcommands, name: str, help: str, description: str, quick: str
+) -> argparse.ArgumentParser:
+    """A ``bench`` subcommand with the options every benchmark has: ``--quick``, ``--out``."""
+    parser = benchmarks.add_parser(name, help=help, description=description)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        metavar="DIR",
+        help="where results are written (default: %(default)s)",
+    )
+    return parser
+
+
+def _add_repeats(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
+    )
+
+
+def _add_model(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--model", metavar="NAME|DIR", help=help)
+
+
+def _add_concurrency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=_concurrency_levels,
+        metavar="N,N,...",
+        help="concurrency levels (default: 1,4,16,32,64)",
+    )
+
+
 def add_bench(subcommands: Subcommands) -> None:
     bench = subcommands.add_parser(
         "bench", help="measure actoros", description="Run a benchmark; results go to --out."
     )
     benchmarks = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
-    core = benchmarks.add_parser(
+    core = _benchmark(
+        benchmarks,
         "core",
         help="the runtime vs raw asyncio and peer actor libraries",
         description="Measure ask/tell/spawn/restart against raw asyncio and peer runtimes; "
         "write core.json, core.md and core.png.",
+        quick="smaller runs (about 30 s)",
     )
-    core.add_argument("--quick", action="store_true", help="smaller runs (about 30 s)")
-    core.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmarks/results"),
-        metavar="DIR",
-        help="where results are written (default: %(default)s)",
-    )
-    core.add_argument(
-        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
-    )
+    _add_repeats(core)
     core.set_defaults(handler=_bench_core)
-    inference = benchmarks.add_parser(
+    inference = _benchmark(
+        benchmarks,
         "inference",
         help="the inference actor vs direct vLLM vs one request at a time",
         description="Drive one engine three ways — direct AsyncLLM from N tasks, the inference "
         "actor from N agent actors, one request at a time — over a concurrency sweep; write "
         "inference.json, inference.md and inference.png.",
+        quick="the tiny random model (under 3 minutes)",
     )
-    inference.add_argument(
-        "--quick", action="store_true", help="the tiny random model (under 3 minutes)"
-    )
-    inference.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmarks/results"),
-        metavar="DIR",
-        help="where results are written (default: %(default)s)",
-    )
-    inference.add_argument(
-        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
-    )
+    _add_repeats(inference)
     inference.add_argument(
         "--engine",
         choices=("vllm", "fake"),
         default="vllm",
         help="vllm, or fake: no vLLM needed, measures the runtime only (default: %(default)s)",
     )
-    inference.add_argument(
-        "--model",
-        metavar="NAME|DIR",
-        help="a pulled model or a model folder (default: the CPU default model; --quick: the "
+    _add_model(
+        inference,
+        "a pulled model or a model folder (default: the CPU default model; --quick: the "
         "tiny random model)",
     )
-    inference.add_argument(
-        "--concurrency",
-        type=_concurrency_levels,
-        metavar="N,N,...",
-        help="concurrency levels (default: 1,4,16,32,64)",
-    )
+    _add_concurrency(inference)
     inference.set_defaults(handler=_bench_inference)
-    agents = benchmarks.add_parser(
+    agents = _benchmark(
+        benchmarks,
         "agents",
         help="1,000 rule agents and 32 LLM agents processing a workload end to end",
         description="Run 1,000 rule agents, then 32 LLM agents on the fake engine, then the "
         "same 32 on SmolLM2 (CPU vLLM), each through a workload end to end; write tasks/s and "
         "p50/p99 task latency to agents.json, agents.md and agents.png.",
-    )
-    agents.add_argument(
-        "--quick", action="store_true", help="fewer tasks, fake engine only (under a minute)"
-    )
-    agents.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmarks/results"),
-        metavar="DIR",
-        help="where results are written (default: %(default)s)",
+        quick="fewer tasks, fake engine only (under a minute)",
     )
     agents.add_argument(
         "--engine",
@@ -144,29 +152,17 @@ def add_bench(subcommands: Subcommands) -> None:
         help="vllm: also run the LLM agents on SmolLM2 (skipped with a note when vLLM or the "
         "model is missing); fake: the fake engine only (default: %(default)s)",
     )
-    agents.add_argument(
-        "--model",
-        metavar="NAME|DIR",
-        help="a pulled model or a model folder for the vLLM run (default: the CPU default model)",
-    )
+    _add_model(agents, VLLM_MODEL_HELP)
     agents.set_defaults(handler=_bench_agents)
-    gateway = benchmarks.add_parser(
+    gateway = _benchmark(
+        benchmarks,
         "gateway",
         help="the OpenAI-compatible gateway under load from the openai client",
         description="Drive the gateway with the official openai client (its own process) at "
         "concurrency 1-64 — an LLM agent and the raw model on the fake engine, the raw model "
         "on SmolLM2 against the inference actor alone; write requests/s, latency p50/p99 and "
         "the gateway/actor tokens/s ratio to gateway.json, gateway.md and gateway.png.",
-    )
-    gateway.add_argument(
-        "--quick", action="store_true", help="fake engine only, fewer requests (under a minute)"
-    )
-    gateway.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmarks/results"),
-        metavar="DIR",
-        help="where results are written (default: %(default)s)",
+        quick="fake engine only, fewer requests (under a minute)",
     )
     gateway.add_argument(
         "--engine",
@@ -175,20 +171,9 @@ def add_bench(subcommands: Subcommands) -> None:
         help="both: the fake engine, then SmolLM2 (skipped with a note when vLLM or the model "
         "is missing); fake; or vllm (default: %(default)s)",
     )
-    gateway.add_argument(
-        "--repeats", type=_positive_int, metavar="N", help="runs per measurement (default: 3)"
-    )
-    gateway.add_argument(
-        "--model",
-        metavar="NAME|DIR",
-        help="a pulled model or a model folder for the vLLM run (default: the CPU default model)",
-    )
-    gateway.add_argument(
-        "--concurrency",
-        type=_concurrency_levels,
-        metavar="N,N,...",
-        help="concurrency levels (default: 1,4,16,32,64)",
-    )
+    _add_repeats(gateway)
+    _add_model(gateway, VLLM_MODEL_HELP)
+    _add_concurrency(gateway)
     gateway.set_defaults(handler=_bench_gateway)
 
 

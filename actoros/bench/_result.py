@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 import os
 import platform
-from typing import Literal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 
@@ -85,3 +88,31 @@ class CoreResult(msgspec.Struct, frozen=True, kw_only=True):
     sizes: Sizes
     peers: dict[str, PeerResult]
     notes: list[str] = []
+
+
+def run_header(loop: str) -> dict[str, Any]:
+    """The fields every result starts with: versions, loop, machine and time of the run."""
+    from actoros import __version__
+
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "loop": loop,
+        "machine": Machine.current(),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(
+    out: Path,
+    name: str,
+    result: Any,
+    markdown: Callable[[Any], str],
+    chart: Callable[[Any, Path], None],
+) -> str:
+    """``<name>.json``, ``<name>.md`` and ``<name>.png`` in ``out``; returns the Markdown."""
+    (out / f"{name}.json").write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+    table = markdown(result)
+    (out / f"{name}.md").write_text(table)
+    chart(result, out / f"{name}.png")
+    return table

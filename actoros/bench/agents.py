@@ -23,16 +23,13 @@ import asyncio
 import importlib.util
 import math
 import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Literal
 
 import msgspec
 
-import actoros
 from actoros import ActorSystem, run
 from actoros.core.system import loop_name
 
@@ -47,7 +44,7 @@ from ._agents_workloads import (
     temp_state_dir,
 )
 from ._logs import bench_logging, progress
-from ._result import Machine
+from ._result import run_header, write_results
 from ._stats import percentile
 
 log = progress
@@ -281,11 +278,7 @@ def main(
                 "batches (see `raw`)"
             )
         result = AgentsResult(
-            version=actoros.__version__,
-            python=platform.python_version(),
-            loop=loop,
-            machine=Machine.current(),
-            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            **run_header(loop),
             quick=quick,
             engines=["rule", "fake"] + (["vllm"] if vllm else []),
             vllm_engine=info,
@@ -295,10 +288,7 @@ def main(
             sizes=sizes,
             notes=notes,
         )
-        (out / "agents.json").write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
-        table = markdown(result)
-        (out / "agents.md").write_text(table)
-        chart(result, out / "agents.png")
+        table = write_results(out, "agents", result, markdown, chart)
         log.info("bench.done", seconds=round(perf_counter() - started, 1), out=str(out))
     sys.stdout.write(table)
     sys.stdout.flush()

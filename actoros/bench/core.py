@@ -19,24 +19,21 @@ import asyncio
 import gc
 import math
 import os
-import platform
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any, TypeVar
 
 import msgspec
 
-import actoros
 from actoros import run
 
 from . import _raw, _workloads
 from ._logs import bench_logging, progress
 from ._peers import PEERS, PeerResult, measure_peer
 from ._report import chart, markdown
-from ._result import TARGETS, CoreResult, Machine, Sizes
+from ._result import TARGETS, CoreResult, Sizes, run_header, write_results
 from ._spawn import measure_in_subprocess
 from ._stats import median, percentile
 from ._subprocess import ChildFailed
@@ -260,11 +257,7 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
                 "with thread placement otherwise)"
             )
         result = CoreResult(
-            version=actoros.__version__,
-            python=platform.python_version(),
-            loop=loop,
-            machine=Machine.current(),
-            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            **run_header(loop),
             quick=quick,
             repeats=repeats,
             metrics=_metrics(raw, peers),
@@ -278,10 +271,7 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
         result = msgspec.structs.replace(
             result, passed={k: t.met(result.metrics.get(k, math.nan)) for k, t in TARGETS.items()}
         )
-        (out / "core.json").write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
-        table = markdown(result)
-        (out / "core.md").write_text(table)
-        chart(result, out / "core.png")
+        table = write_results(out, "core", result, markdown, chart)
         log.info("bench.done", seconds=round(perf_counter() - started, 1), out=str(out))
     sys.stdout.write(table)
     sys.stdout.flush()

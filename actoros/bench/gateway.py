@@ -30,19 +30,16 @@ import asyncio
 import contextlib
 import math
 import os
-import platform
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Literal
 
 import msgspec
 
-import actoros
 from actoros import ActorRef, run
 from actoros.config import AgentConfig, Config, GatewayConfig, GatewayToken, InferenceConfig
 from actoros.config.schema import SystemConfig
@@ -65,7 +62,7 @@ from ._gateway_result import (
 from ._inference_backends import FAKE_TOKEN_DELAY
 from ._inference_paths import RequestSample, StreamingAgent, run_actor, spawn_agents, summarize
 from ._logs import bench_logging, progress
-from ._result import Machine
+from ._result import run_header, write_results
 from .agents import _load_average, _vllm_missing
 from .inference import BenchError
 
@@ -459,11 +456,7 @@ def main(
         levels = workloads["vllm"].concurrency if "vllm" in workloads else SWEEP
         targets = ratio_targets(levels)
         result = GatewayResult(
-            version=actoros.__version__,
-            python=platform.python_version(),
-            loop=loop,
-            machine=Machine.current(),
-            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            **run_header(loop),
             quick=quick,
             repeats=repeats,
             client=client,
@@ -475,10 +468,7 @@ def main(
             raw=raw,
             notes=notes,
         )
-        (out / "gateway.json").write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
-        table = markdown(result)
-        (out / "gateway.md").write_text(table)
-        chart(result, out / "gateway.png")
+        table = write_results(out, "gateway", result, markdown, chart)
         log.info("bench.done", seconds=round(perf_counter() - started, 1), out=str(out))
     sys.stdout.write(table)
     sys.stdout.flush()

@@ -24,16 +24,13 @@ import argparse
 import asyncio
 import math
 import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Literal
 
 import msgspec
 
-import actoros
 from actoros import ActorRef, ActorSystem, run
 from actoros.core.system import loop_name
 from actoros.inference.actor import InferenceActor, InferenceStats
@@ -58,7 +55,7 @@ from ._inference_result import (
     level_targets,
 )
 from ._logs import bench_logging, progress
-from ._result import Machine
+from ._result import run_header, write_results
 from ._stats import median
 
 log = progress
@@ -276,11 +273,7 @@ def main(
         targets = level_targets(workload.concurrency)
         metrics = _metrics(raw, workload)
         result = InferenceResult(
-            version=actoros.__version__,
-            python=platform.python_version(),
-            loop=loop,
-            machine=Machine.current(),
-            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            **run_header(loop),
             quick=quick,
             repeats=repeats,
             engine=backend.info(),
@@ -291,12 +284,7 @@ def main(
             raw=raw,
             notes=notes,
         )
-        (out / "inference.json").write_bytes(
-            msgspec.json.format(msgspec.json.encode(result)) + b"\n"
-        )
-        table = markdown(result)
-        (out / "inference.md").write_text(table)
-        chart(result, out / "inference.png")
+        table = write_results(out, "inference", result, markdown, chart)
         log.info("bench.done", seconds=round(perf_counter() - started, 1), out=str(out))
     sys.stdout.write(table)
     sys.stdout.flush()
