@@ -41,6 +41,12 @@ __all__ = ["GatewayActor", "GatewayAddress", "GatewayError"]
 
 log = structlog.get_logger("actoros.gateway")
 
+# Seconds an idle keep-alive connection stays open. Longer than clients keep theirs (httpx,
+# under the openai client: 5 s), so the client closes first: with uvicorn's default (5 s) a
+# request sent on a connection the server is closing at that moment fails ("Connection
+# error") and the openai client must retry it.
+KEEP_ALIVE = 75
+
 
 class GatewayAddress(msgspec.Struct, frozen=True):
     """Ask the gateway actor: it replies with its URL, ``"http://127.0.0.1:8000"``."""
@@ -110,6 +116,7 @@ class GatewayActor(Actor):
                     access_log=False,
                     lifespan="off",
                     timeout_graceful_shutdown=math.ceil(self.shutdown_grace),
+                    timeout_keep_alive=KEEP_ALIVE,
                     server_header=False,
                 )
             )

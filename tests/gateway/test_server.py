@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import structlog
@@ -28,7 +29,7 @@ from actoros.gateway import GatewayAddress
 from actoros.runner import RunSummary, run_system, start_system
 from actoros.testing import capture_events
 
-from .conftest import BASE, config_text, gate, start_gateway
+from .conftest import BASE, RunningGateway, config_text, gate, start_gateway
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -251,3 +252,15 @@ def test_actoros_run_on_a_taken_port_exits_2_with_one_line(tmp_path: Path) -> No
     assert done.stderr.splitlines() == [
         f"{path}: gateway.port: port {port} is in use: set gateway.port (0 = any free port)"
     ]
+
+
+async def test_idle_connections_outlive_the_clients_keep_alive(gateway: RunningGateway) -> None:
+    """The server keeps an idle connection open longer than httpx (the openai client's
+    transport) keeps its own, so the client always closes first: no request is ever sent on
+    a connection the server is closing."""
+    ref = gateway.system.actors.lookup("/gateway")
+    assert ref is not None
+    server = ref._cell._actor._server  # type: ignore[union-attr]
+    client_expiry = httpx.Limits().keepalive_expiry
+    assert client_expiry is not None
+    assert server.config.timeout_keep_alive > client_expiry
