@@ -177,60 +177,35 @@ def add_bench(subcommands: Subcommands) -> None:
     gateway.set_defaults(handler=_bench_gateway)
 
 
-def _bench_core(args: argparse.Namespace) -> int:
+def _run_bench(args: argparse.Namespace, name: str, **options: Any) -> int:
+    """Run ``actoros.bench.<name>.main`` with ``--quick``, ``--out`` and ``options``; a
+    ``BenchError`` (no vLLM, no model: its message says what to do) is the user's to fix."""
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
-    bench = _import("actoros.bench.core", "actoros bench core")
-    return int(bench.main(quick=args.quick, out=out, repeats=args.repeats))
+    bench = _import(f"actoros.bench.{name}", f"actoros bench {name}")
+    try:
+        return int(bench.main(quick=args.quick, out=out, **options))
+    except getattr(bench, "BenchError", ()) as exc:  # () catches nothing
+        raise UsageError(str(exc)) from exc
+
+
+def _bench_core(args: argparse.Namespace) -> int:
+    return _run_bench(args, "core", repeats=args.repeats)
 
 
 def _bench_inference(args: argparse.Namespace) -> int:
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    bench = _import("actoros.bench.inference", "actoros bench inference")
-    try:
-        return int(
-            bench.main(
-                quick=args.quick,
-                out=out,
-                repeats=args.repeats,
-                engine=args.engine,
-                model=args.model,
-                concurrency=args.concurrency,
-            )
-        )
-    except bench.BenchError as exc:  # no vLLM, no model: the message says what to do
-        raise UsageError(str(exc)) from exc
+    return _run_bench(args, "inference", repeats=args.repeats, engine=args.engine,
+                      model=args.model, concurrency=args.concurrency)  # fmt: skip
 
 
 def _bench_agents(args: argparse.Namespace) -> int:
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    bench = _import("actoros.bench.agents", "actoros bench agents")
-    return int(bench.main(quick=args.quick, out=out, engine=args.engine, model=args.model))
+    return _run_bench(args, "agents", engine=args.engine, model=args.model)
 
 
 def _bench_gateway(args: argparse.Namespace) -> int:
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    bench = _import("actoros.bench.gateway", "actoros bench gateway")
-    try:
-        return int(
-            bench.main(
-                quick=args.quick,
-                out=out,
-                engine=args.engine,
-                repeats=args.repeats,
-                model=args.model,
-                concurrency=args.concurrency,
-            )
-        )
-    except bench.BenchError as exc:  # --engine vllm without vLLM or the model
-        raise UsageError(str(exc)) from exc
+    return _run_bench(args, "gateway", engine=args.engine, repeats=args.repeats,
+                      model=args.model, concurrency=args.concurrency)  # fmt: skip
 
 
 def add_model(subcommands: Subcommands) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from ._result import Machine
+from ._result import ResultHeader
 
 
 class Sizes(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,14 +27,8 @@ class Sizes(msgspec.Struct, frozen=True, kw_only=True):
     vllm_max_tokens: int
 
 
-class AgentsResult(msgspec.Struct, frozen=True, kw_only=True):
+class AgentsResult(ResultHeader, frozen=True, kw_only=True):
     benchmark: str = "agents"
-    version: str
-    python: str
-    loop: str
-    machine: Machine
-    timestamp: str
-    quick: bool
     engines: list[str]  # workloads run: "rule", "fake", "vllm"
     vllm_engine: dict[str, Any] = {}  # model, dtype, start seconds (when run)
     metrics: dict[str, float]  # flat; rule and fake: those of the median of `repeats` batches

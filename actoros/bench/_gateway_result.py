@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from ._result import Machine, Target
+from ._result import ResultHeader, Target
 from ._stats import median
 
 ENGINES = ("fake", "vllm")
@@ -73,14 +73,8 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     start_seconds: float  # start_system until the engine is ready
 
 
-class GatewayResult(msgspec.Struct, frozen=True, kw_only=True):
+class GatewayResult(ResultHeader, frozen=True, kw_only=True):
     benchmark: str = "gateway"
-    version: str
-    python: str
-    loop: str
-    machine: Machine
-    timestamp: str
-    quick: bool
     repeats: int
     client: dict[str, Any]  # the load generator: library, version, process, pool
     engines: dict[str, EngineInfo]  # the engines measured, by kind

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from ._result import Machine, Target
+from ._result import ResultHeader, Target
 
 PATHS = ("direct", "actor")  # measured side by side at every concurrency
 REFERENCE_CONCURRENCY = 32  # the headline throughput and batching speedup are read here
@@ -48,14 +48,8 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     start_seconds: float
 
 
-class InferenceResult(msgspec.Struct, frozen=True, kw_only=True):
+class InferenceResult(ResultHeader, frozen=True, kw_only=True):
     benchmark: str = "inference"
-    version: str
-    python: str
-    loop: str
-    machine: Machine
-    timestamp: str
-    quick: bool
     repeats: int
     engine: EngineInfo
     workload: Workload

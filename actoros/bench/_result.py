@@ -72,14 +72,21 @@ class Sizes(msgspec.Struct, frozen=True, kw_only=True):
     peer_timeout: float = 0.0  # seconds per peer subprocess, all repeats
 
 
-class CoreResult(msgspec.Struct, frozen=True, kw_only=True):
-    benchmark: str = "core"
+class ResultHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields every benchmark's result starts with (``run_header`` fills all but
+    ``benchmark``, which each result names, and ``quick``)."""
+
+    benchmark: str
     version: str
     python: str
     loop: str
     machine: Machine
     timestamp: str
     quick: bool
+
+
+class CoreResult(ResultHeader, frozen=True, kw_only=True):
+    benchmark: str = "core"
     repeats: int
     metrics: dict[str, float]  # flat; medians over repeats
     targets: dict[str, Target]
@@ -116,3 +123,22 @@ def write_results(
     (out / f"{name}.md").write_text(table)
     chart(result, out / f"{name}.png")
     return table
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or ``None`` where the platform has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def load_note(load_start: float | None, effect: str) -> list[str]:
+    """The note on the machine's load over a run (none without a load average): the load at
+    the start and now, then ``effect``, what that load does to this benchmark's numbers."""
+    if load_start is None:
+        return []
+    return [
+        f"load average (1 min) {load_start:.2f} at the start, {load_average():.2f} at the end, "
+        f"on {os.cpu_count()} CPUs: {effect}"
+    ]

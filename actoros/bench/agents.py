@@ -44,7 +44,7 @@ from ._agents_workloads import (
     temp_state_dir,
 )
 from ._logs import bench_logging, progress
-from ._result import run_header, write_results
+from ._result import load_average, load_note, run_header, write_results
 from ._stats import percentile
 
 log = progress
@@ -193,13 +193,6 @@ async def _output_tokens(inference: Any) -> float | None:
     return float(stats.output_tokens)
 
 
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        return None
-
-
 def _vllm_missing(model: str | None) -> str | None:
     """Why the vLLM workload cannot run here, or ``None``."""
     if importlib.util.find_spec("vllm") is None:  # only actoros.inference imports vllm
@@ -267,16 +260,11 @@ def main(
         started = perf_counter()
         log.info("bench.start", benchmark="agents", engine=engine, quick=quick, tiny=tiny,
                  out=str(out))  # fmt: skip
-        load_start = _load_average()
+        load_start = load_average()
         loop, info = run(_measure(sizes, vllm, model, metrics, raw, notes))
         if loop != "uvloop":
             notes.append("uvloop is not installed: everything ran on the asyncio loop")
-        if load_start is not None:
-            notes.append(
-                f"load average (1 min) {load_start:.2f} at the start, {_load_average():.2f} at "
-                f"the end, on {os.cpu_count()} CPUs: other work on the machine moves single "
-                "batches (see `raw`)"
-            )
+        notes += load_note(load_start, "other work on the machine moves single batches (see `raw`)")
         result = AgentsResult(
             **run_header(loop),
             quick=quick,

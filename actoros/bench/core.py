@@ -33,7 +33,7 @@ from . import _raw, _workloads
 from ._logs import bench_logging, progress
 from ._peers import PEERS, PeerResult, measure_peer
 from ._report import chart, markdown
-from ._result import TARGETS, CoreResult, Sizes, run_header, write_results
+from ._result import TARGETS, CoreResult, Sizes, load_average, load_note, run_header, write_results
 from ._spawn import measure_in_subprocess
 from ._stats import median, percentile
 from ._subprocess import ChildFailed
@@ -82,13 +82,6 @@ def _loop_name() -> str:
         return type(asyncio.get_running_loop()).__module__.split(".")[0]
 
     return "uvloop" if run(probe()) == "uvloop" else "asyncio"
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        return None
 
 
 def _in_process(sizes: Sizes, repeats: int, raw: dict[str, list[float]]) -> None:
@@ -234,7 +227,7 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
     raw: dict[str, list[float]] = {}
     with bench_logging():
         started = perf_counter()
-        load_start = _load_average()
+        load_start = load_average()
         loop = _loop_name()
         if loop != "uvloop":
             notes.append("uvloop is not installed: everything ran on the asyncio loop")
@@ -243,12 +236,9 @@ def main(*, quick: bool, out: Path, repeats: int | None, tiny: bool | None = Non
         _in_process(sizes, repeats, raw)
         _spawns(sizes, repeats, raw, notes)
         peers = _peers(sizes, repeats, notes)
-        if load_start is not None:
-            notes.append(
-                f"load average (1 min) {load_start:.2f} at the start, {_load_average():.2f} at "
-                f"the end, on {os.cpu_count()} CPUs: other work on the machine skews absolute "
-                f"numbers more than ratios"
-            )
+        notes += load_note(
+            load_start, "other work on the machine skews absolute numbers more than ratios"
+        )
         if any(p.status == "ok" for p in peers.values()):
             notes.append(
                 "peer ratios (ask_vs_*, tell_vs_*) divide the actoros median by the peer's "

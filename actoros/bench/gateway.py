@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -62,8 +61,8 @@ from ._gateway_result import (
 from ._inference_backends import FAKE_TOKEN_DELAY
 from ._inference_paths import RequestSample, StreamingAgent, run_actor, spawn_agents, summarize
 from ._logs import bench_logging, progress
-from ._result import run_header, write_results
-from .agents import _load_average, _vllm_missing
+from ._result import load_average, load_note, run_header, write_results
+from .agents import _vllm_missing
 from .inference import BenchError
 
 log = progress
@@ -437,20 +436,19 @@ def main(
     }  # fmt: skip
     with bench_logging():
         started = perf_counter()
-        load_start = _load_average()
+        load_start = load_average()
         log.info("bench.start", benchmark="gateway", engines=engines, quick=quick,
                  repeats=repeats, out=str(out))  # fmt: skip
         loop, info = run(_measure(engines, workloads, repeats, model, raw, notes, client))
         metrics = medians(raw, workloads)
         notes[:0] = _method_notes(client, engines) + _token_notes(metrics, workloads)
         _client_notes(metrics, notes)
-        if load_start is not None:
-            notes.append(
-                f"load average (1 min) {load_start:.2f} at the start, {_load_average():.2f} at "
-                f"the end, on {os.cpu_count()} CPUs: the load generator, the gateway and the "
-                "engine share them, and other work on the machine moves single repeats (see "
-                "`raw`)"
-            )
+        notes += load_note(
+            load_start,
+            "the load generator, the gateway and the "
+            "engine share them, and other work on the machine moves single repeats (see "
+            "`raw`)",
+        )
         if loop != "uvloop":
             notes.append("uvloop is not installed: everything ran on the asyncio loop")
         levels = workloads["vllm"].concurrency if "vllm" in workloads else SWEEP

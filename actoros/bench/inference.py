@@ -55,7 +55,7 @@ from ._inference_result import (
     level_targets,
 )
 from ._logs import bench_logging, progress
-from ._result import run_header, write_results
+from ._result import load_average, load_note, run_header, write_results
 from ._stats import median
 
 log = progress
@@ -104,13 +104,6 @@ async def _wait_ready(inference: ActorRef) -> None:
                 f"the inference actor's engine was not ready in {ENGINE_READY_TIMEOUT} s"
             )
         await asyncio.sleep(0.01)
-
-
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        return None
 
 
 def _record(raw: dict[str, list[float]], prefix: str, stats: dict[str, float]) -> None:
@@ -257,17 +250,16 @@ def main(
     raw: dict[str, list[float]] = {}
     with bench_logging():
         started = perf_counter()
-        load_start = _load_average()
+        load_start = load_average()
         log.info("bench.start", benchmark="inference", engine=engine, quick=quick, tiny=tiny,
                  repeats=repeats, concurrency=workload.concurrency, out=str(out))  # fmt: skip
         loop = run(_measure(backend, workload, repeats, raw))
         notes += backend.notes()
-        if load_start is not None:
-            notes.append(
-                f"load average (1 min) {load_start:.2f} at the start, {_load_average():.2f} at "
-                f"the end, on {os.cpu_count()} CPUs: other work on the machine disturbs single "
-                f"repeats (hence medians of per-repeat ratios)"
-            )
+        notes += load_note(
+            load_start,
+            "other work on the machine disturbs single "
+            "repeats (hence medians of per-repeat ratios)",
+        )
         if loop != "uvloop":
             notes.append("uvloop is not installed: everything ran on the asyncio loop")
         targets = level_targets(workload.concurrency)

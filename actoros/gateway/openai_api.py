@@ -557,7 +557,6 @@ class OpenAIAPI:
                            type="server_error", code="unavailable")  # fmt: skip
         thread_id = await self.threads.open(given, agent, _left(deadline))
         headers = {THREAD_HEADER: thread_id}
-        completion_id, created = _completion_id(), int(time.time())
         if not body.stream:
             try:
                 reply = await ref.ask(
@@ -572,8 +571,7 @@ class OpenAIAPI:
                                type="server_error", code="agent_error")  # fmt: skip
             final = _Final("stop", _reply_usage(reply), reply.thread_id or thread_id)
             headers[THREAD_HEADER] = final.thread_id or thread_id
-            return _json(_completion(completion_id, created, agent, reply.text, final),
-                         headers=headers)  # fmt: skip
+            return _json(_completion(agent, reply.text, final), headers=headers)
         message = UserMessage(text=text, thread_id=thread_id, stream=True)
         try:
             stream = await ref.ask(message, timeout=_left(deadline))
@@ -618,7 +616,6 @@ class OpenAIAPI:
             )
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        completion_id, created = _completion_id(), int(time.time())
         if not body.stream:
             try:
                 completion = await inference.ask(gen, timeout=_left(deadline))
@@ -630,7 +627,7 @@ class OpenAIAPI:
                 raise APIError(500, f"{what} answered {type(completion).__name__}",
                                type="server_error", code="internal_error")  # fmt: skip
             final = _Final(completion.finish_reason, _usage(completion), None)
-            return _json(_completion(completion_id, created, model, completion.text, final))
+            return _json(_completion(model, completion.text, final))
         try:
             stream = await inference.ask(gen, timeout=_left(deadline))
         except Exception as exc:
@@ -799,13 +796,11 @@ class _Chunks:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _completion(
-    completion_id: str, created: int, model: str, text: str, final: _Final
-) -> dict[str, Any]:
+def _completion(model: str, text: str, final: _Final) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": completion_id,
+        "id": _completion_id(),
         "object": "chat.completion",
-        "created": created,
+        "created": int(time.time()),
         "model": model,
         "system_fingerprint": None,
         "choices": [

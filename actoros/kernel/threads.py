@@ -285,41 +285,40 @@ class ThreadStore(Actor):
 
     async def receive(self, message: Any, ctx: Context) -> Any:
         try:
-            return await self._serve(message, ctx)
+            match message:
+                case CreateThread(title=title):
+                    return await self._db.call(lambda conn: self._create(conn, title))
+                case Append(thread_id=thread_id, messages=messages):
+                    return await self._db.call(lambda conn: self._append(conn, thread_id, messages))
+                case Read(thread_id=thread_id, limit=limit, before=before):
+                    return await self._db.call(
+                        lambda conn: self._read(conn, thread_id, limit, before)
+                    )
+                case ListThreads():
+                    return await self._db.call(self._list)
+                case BuildPrompt():
+                    # Summarizing may take a model call: serve other requests meanwhile.
+                    reply = ctx.defer_reply()
+                    task = asyncio.ensure_future(self._build(message))
+                    self._builds.add(task)
+
+                    def done(t: asyncio.Task[Any]) -> None:
+                        self._builds.discard(t)
+                        if t.cancelled():
+                            reply.fail(asyncio.CancelledError("thread store stopped"))
+                        elif t.exception() is not None:
+                            reply.fail(t.exception())  # type: ignore[arg-type]
+                        else:
+                            reply.resolve(t.result())
+
+                    task.add_done_callback(done)
+                    return None
+                case _:
+                    raise TypeError(f"ThreadStore got an unknown message: {message!r}")
         except ThreadNotFound as exc:
             # the asker's mistake, not the store's fault: an error reply, no restart
             ctx.defer_reply().fail(exc)
             return None
-
-    async def _serve(self, message: Any, ctx: Context) -> Any:
-        match message:
-            case CreateThread(title=title):
-                return await self._db.call(lambda conn: self._create(conn, title))
-            case Append(thread_id=thread_id, messages=messages):
-                return await self._db.call(lambda conn: self._append(conn, thread_id, messages))
-            case Read(thread_id=thread_id, limit=limit, before=before):
-                return await self._db.call(lambda conn: self._read(conn, thread_id, limit, before))
-            case ListThreads():
-                return await self._db.call(self._list)
-            case BuildPrompt():
-                # Summarizing may take a model call: serve other requests meanwhile.
-                reply = ctx.defer_reply()
-                task = asyncio.ensure_future(self._build(message))
-                self._builds.add(task)
-
-                def done(t: asyncio.Task[Any]) -> None:
-                    self._builds.discard(t)
-                    if t.cancelled():
-                        reply.fail(asyncio.CancelledError("thread store stopped"))
-                    elif t.exception() is not None:
-                        reply.fail(t.exception())  # type: ignore[arg-type]
-                    else:
-                        reply.resolve(t.result())
-
-                task.add_done_callback(done)
-                return None
-            case _:
-                raise TypeError(f"ThreadStore got an unknown message: {message!r}")
 
     async def _build(self, request: BuildPrompt) -> list[PromptMessage]:
         thread_id = request.thread_id

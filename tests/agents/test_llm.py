@@ -9,16 +9,15 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from actoros import ActorRef, ActorSystem, Context, LifecycleEvent
+from actoros import Context, LifecycleEvent
 from actoros.agents import AgentError, AgentReply, LLMAgent, RuleAgent, UserMessage
 from actoros.config.schema import AgentConfig, Permissions, Rule
-from actoros.inference.actor import InferenceActor
 from actoros.inference.engine import EngineOutput
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
-from actoros.kernel.threads import Read, ThreadMessage, ThreadStore
-from actoros.kernel.tools import ToolRegistry, ToolService
-from actoros.testing import capture_events, test_system
+from actoros.testing import capture_events
+
+from .kernel import Kernel, start_kernel
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -44,47 +43,12 @@ class ScriptedEngine(FakeEngine):
         return [(m.role, m.content) for m in messages]
 
 
-async def no_summary(messages: list[ThreadMessage], previous: str | None) -> str:
-    return previous or ""
-
-
-class Kernel(msgspec.Struct):
-    system: ActorSystem
-    engine: ScriptedEngine
-    inference: ActorRef
-    threads: ActorRef
-    tools: ActorRef
-    agents: dict[str, ActorRef]
-
-    async def spawn(self, config: AgentConfig, cls: type = LLMAgent, **kwargs: Any) -> ActorRef:
-        ref = await self.system.spawn(
-            cls,
-            config,
-            inference=self.inference,
-            threads=self.threads,
-            tools=self.tools,
-            resolve_agent=self.agents.get,
-            tool_schemas=ToolRegistry.with_builtins().summaries(),
-            **kwargs,
-        )
-        self.agents[config.name] = ref
-        return ref
-
-    async def thread(self, thread_id: str) -> list[tuple[str, str]]:
-        messages = await self.threads.ask(Read(thread_id=thread_id))
-        return [(m.role, m.content) for m in messages]
-
-
 @pytest_asyncio.fixture(loop_scope="function")
-async def kernel() -> AsyncIterator[Kernel]:
+async def kernel() -> AsyncIterator[Kernel[ScriptedEngine]]:
     """A real-time system with an inference actor on a ``ScriptedEngine`` (scripted per test
     through ``kernel.engine.replies``), a thread store and a tool service."""
-    async with test_system(real_time=True) as system:
-        engine = ScriptedEngine([])
-        inference = await system.spawn(InferenceActor, lambda: engine, log_every=None)
-        threads = await system.spawn(ThreadStore, no_summary)
-        tools = await system.spawn(ToolService, ToolRegistry.with_builtins())
-        yield Kernel(system, engine, inference, threads, tools, {})
+    async with start_kernel(ScriptedEngine([])) as running:
+        yield running
 
 
 def llm(name: str = "assistant", **fields: Any) -> AgentConfig:

@@ -6,30 +6,27 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import pytest
 import pytest_asyncio
 
-from actoros import ActorRef, ActorSystem
+from actoros import ActorRef
 from actoros.agents import (
     AgentDelta,
     AgentError,
     AgentReply,
     AgentStream,
-    LLMAgent,
     RuleAgent,
     UserMessage,
 )
 from actoros.agents.llm import StepFilter
 from actoros.agents.protocol import parse_step
 from actoros.config.schema import AgentConfig, Permissions, Rule
-from actoros.inference.actor import InferenceActor, InferenceStats
+from actoros.inference.actor import InferenceStats
 from actoros.inference.engine import EngineOutput
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
-from actoros.kernel.threads import Read, ThreadMessage, ThreadStore
-from actoros.kernel.tools import ToolRegistry, ToolService
-from actoros.testing import test_system
+
+from .kernel import Kernel, start_kernel
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -65,45 +62,11 @@ class PacedEngine(FakeEngine):
         self.aborted.set()
 
 
-async def no_summary(messages: list[ThreadMessage], previous: str | None) -> str:
-    return previous or ""
-
-
-class Kernel(msgspec.Struct):
-    system: ActorSystem
-    engine: PacedEngine
-    inference: ActorRef
-    threads: ActorRef
-    tools: ActorRef
-    agents: dict[str, ActorRef]
-
-    async def spawn(self, config: AgentConfig) -> ActorRef:
-        ref = await self.system.spawn(
-            LLMAgent,
-            config,
-            inference=self.inference,
-            threads=self.threads,
-            tools=self.tools,
-            resolve_agent=self.agents.get,
-            tool_schemas=ToolRegistry.with_builtins().summaries(),
-        )
-        self.agents[config.name] = ref
-        return ref
-
-    async def thread(self, thread_id: str) -> list[tuple[str, str]]:
-        messages = await self.threads.ask(Read(thread_id=thread_id))
-        return [(m.role, m.content) for m in messages]
-
-
 @pytest_asyncio.fixture(loop_scope="function")
-async def kernel() -> AsyncIterator[Kernel]:
-    async with test_system(real_time=True) as system:
-        engine = PacedEngine()
-        inference = await system.spawn(InferenceActor, lambda: engine, log_every=None)
-        threads = await system.spawn(ThreadStore, no_summary)
-        tools = await system.spawn(ToolService, ToolRegistry.with_builtins())
-        yield Kernel(system, engine, inference, threads, tools, {})
-        engine.gate.set()  # let a held generation end before the system stops
+async def kernel() -> AsyncIterator[Kernel[PacedEngine]]:
+    async with start_kernel(PacedEngine()) as running:
+        yield running
+        running.engine.gate.set()  # let a held generation end before the system stops
 
 
 def llm(name: str = "assistant", **fields: Any) -> AgentConfig:
