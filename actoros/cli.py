@@ -257,16 +257,24 @@ def add_validate(subcommands: Subcommands) -> None:
     validate.set_defaults(handler=_validate)
 
 
-def _validate(args: argparse.Namespace) -> int:
+def _load_config(args: argparse.Namespace) -> Any:
+    """``args.file`` as a typed ``Config``; ``None`` once its problems are on stderr, one
+    line each (with ``--debug``, the traceback first)."""
     from actoros.config import ConfigError, load_config
 
     try:
-        config = load_config(args.file)
+        return load_config(args.file)
     except ConfigError as exc:
         if args.debug:
             traceback.print_exception(exc, file=sys.stderr)
         for line in exc.lines():
             sys.stderr.write(f"{line}\n")
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load_config(args)
+    if config is None:
         return 2
     sys.stdout.write(
         f"{args.file}: ok ({len(config.agents)} agents, {len(config.groups)} groups)\n"
@@ -309,17 +317,11 @@ def add_run(subcommands: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from actoros.config import ConfigError, load_config
-
-    try:
-        config = load_config(args.file)
-    except ConfigError as exc:
-        if args.debug:
-            traceback.print_exception(exc, file=sys.stderr)
-        for line in exc.lines():
-            sys.stderr.write(f"{line}\n")
+    config = _load_config(args)
+    if config is None:
         return 2
     from actoros import run
+    from actoros.config import ConfigError
 
     try:
         return int(run(_run_async(args, config)))
