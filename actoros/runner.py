@@ -235,7 +235,11 @@ def _kernel_spec(config: Config, system: System, access: AccessControl) -> Super
         for name, spec in user_tools.items():
             registry.register(load_user_tool(spec, name=name))
         return ToolService(
-            registry, access=access, agents=system.agent_names, timeout=tools_config.timeout
+            registry,
+            access=access,
+            agents=system.agent_names,
+            timeout=tools_config.timeout,
+            threads=tools_config.threads,
         )
 
     children = [
@@ -249,8 +253,14 @@ def _kernel_spec(config: Config, system: System, access: AccessControl) -> Super
             "threads",
             ThreadStore,
             (_summarizer(actors), services.threads.db or ":memory:"),
+            {"max_message_bytes": services.threads.max_message_bytes},
         ),
-        ChildSpec("kv", KVService, (str(state / "kv.sqlite"),)),
+        ChildSpec(
+            "kv",
+            KVService,
+            (str(state / "kv.sqlite"),),
+            {"max_value_bytes": services.kv.max_value_bytes},
+        ),
         ChildSpec("tools", tool_service),
         ChildSpec("pubsub", PubSub, (), {"access": access, "agents": system.agent_names}),
     ]

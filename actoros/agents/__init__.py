@@ -6,7 +6,7 @@ permissions. Users ask an agent with a ``UserMessage`` and get an ``AgentReply``
 
 from .base import Agent
 from .llm import LLMAgent
-from .messages import AgentError, AgentReply, UserMessage
+from .messages import MAX_HOPS, AgentError, AgentReply, HopLimitExceeded, UserMessage
 from .permissions import access_permissions
 from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
 from .rule import RuleAgent
@@ -20,7 +20,9 @@ __all__ = [
     "AgentStream",
     "Delegate",
     "FinalAnswer",
+    "HopLimitExceeded",
     "LLMAgent",
+    "MAX_HOPS",
     "Malformed",
     "RuleAgent",
     "ToolCall",

@@ -30,7 +30,7 @@ from actoros.config.schema import AgentConfig
 from actoros.core import Actor, ActorRef, Context, DeferredReply
 from actoros.kernel.access import AccessControl, PermissionDenied, Syscall
 
-from .messages import AgentError, AgentReply
+from .messages import MAX_HOPS, AgentError, AgentReply, next_hop
 from .permissions import agent_access
 from .stream import AgentStream, wants_stream
 
@@ -46,15 +46,23 @@ class Agent(Actor):
 
     ``access``: the kernel's shared ``AccessControl`` (``None``: one built from ``config``
     alone). ``timeout``: seconds each syscall (ask to a service or agent) may take.
+    ``max_hops``: the delegations a chain may take before this agent refuses to pass a message
+    on (see ``messages.py``).
     """
 
     def __init__(
-        self, config: AgentConfig, *, access: AccessControl | None = None, timeout: float = 60.0
+        self,
+        config: AgentConfig,
+        *,
+        access: AccessControl | None = None,
+        timeout: float = 60.0,
+        max_hops: int = MAX_HOPS,
     ) -> None:
         self.config = config
         self.name = config.name
         self.access = agent_access(config, access)
         self.timeout = timeout
+        self.max_hops = max_hops
         self._turns: set[asyncio.Task[AgentReply]] = set()
 
     async def handle(self, message: Any) -> AgentReply:
@@ -68,6 +76,10 @@ class Agent(Actor):
         reply = await self.handle(message)
         emit(reply.text)
         return reply
+
+    def next_hop(self, via: tuple[str, ...], target: str) -> tuple[str, ...]:
+        """The ``via`` of a message passed on to ``target``; raises ``HopLimitExceeded``."""
+        return next_hop(via, self.name, target, self.max_hops)
 
     def check(self, syscall: Syscall) -> None:
         """Raise ``AgentError`` (after the audit log) unless this agent may make ``syscall``."""

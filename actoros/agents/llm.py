@@ -7,11 +7,12 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
 2. the thread store builds the prompt — the system prompt with the protocol instruction, then
    the thread, folded to fit the context — and the inference actor completes it;
 3. ``parse_step`` classifies the output: a ``ToolCall`` runs through the tool service, a
-   ``Delegate`` asks another agent; the step and its result are appended to the thread (the
-   result as a ``tool`` message, errors and denials included, so the model can recover) and
-   the loop goes on; a ``FinalAnswer`` is appended as ``assistant`` and is the reply;
-   ``Malformed`` output gets one retry with a note saying what was wrong (the bad output and
-   the note are not stored); malformed again is an ``AgentError``;
+   ``Delegate`` asks another agent (one hop more on the turn's ``via``: past the hop limit the
+   whole chain ends with ``HopLimitExceeded``, see ``messages.py``); the step and its result
+   are appended to the thread (the result as a ``tool`` message, errors and denials included,
+   so the model can recover) and the loop goes on; a ``FinalAnswer`` is appended as
+   ``assistant`` and is the reply; ``Malformed`` output gets one retry with a note saying what
+   was wrong (the bad output and the note are not stored); malformed again is an ``AgentError``;
 4. at most ``config.max_steps`` model calls per turn, then an ``AgentError``.
 
 The actor keeps no conversation state: everything a later turn needs is in the thread store,
@@ -65,7 +66,7 @@ from actoros.kernel.threads import (
 from actoros.kernel.tools import ToolResult
 
 from .base import Agent, Emit
-from .messages import AgentError, AgentReply, UserMessage
+from .messages import MAX_HOPS, AgentError, AgentReply, HopLimitExceeded, UserMessage
 from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
 
 __all__ = ["LLMAgent", "StepFilter"]
@@ -97,8 +98,9 @@ class LLMAgent(Agent):
         access: AccessControl | None = None,
         timeout: float = 120.0,
         context_tokens: int = 2048,
+        max_hops: int = MAX_HOPS,
     ) -> None:
-        super().__init__(config, access=access, timeout=timeout)
+        super().__init__(config, access=access, timeout=timeout, max_hops=max_hops)
         self.inference = inference
         self.threads = threads
         self.tools = tools
@@ -128,9 +130,11 @@ class LLMAgent(Agent):
             thread_id = await self._syscall(self.threads, CreateThread(title=self.name), "threads")
         lock = self._locks.setdefault(thread_id, asyncio.Lock())
         async with lock:
-            return await self._turn(thread_id, message.text, emit)
+            return await self._turn(thread_id, message.text, message.via, emit)
 
-    async def _turn(self, thread_id: str, text: str, emit: Emit | None) -> AgentReply:
+    async def _turn(
+        self, thread_id: str, text: str, via: tuple[str, ...], emit: Emit | None
+    ) -> AgentReply:
         await self._append(thread_id, NewMessage(role="user", content=text))
         shown = _Shown(emit) if emit is not None else None
         usage = _Usage()  # the tokens of this turn's model calls and delegated turns
@@ -170,7 +174,7 @@ class LLMAgent(Agent):
                 case Delegate(agent=agent, message=question):
                     call = {"agent": agent, "message": question}
                     await self._append(thread_id, self._said(output, call))
-                    result = await self._delegate(agent, question, usage)
+                    result = await self._delegate(agent, question, via, usage)
                     await self._append(thread_id, self._tool_message(result))
             retry_used = False
         raise AgentError(self.name, f"no final answer within {self.config.max_steps} model calls")
@@ -253,8 +257,11 @@ class LLMAgent(Agent):
             return f"{tool} error: {result.error}"
         return f"{tool} result: {json.dumps(result.value, default=str)}"
 
-    async def _delegate(self, agent: str, question: str, usage: _Usage) -> str:
-        """The other agent's answer as the model will read it (errors included)."""
+    async def _delegate(
+        self, agent: str, question: str, via: tuple[str, ...], usage: _Usage
+    ) -> str:
+        """The other agent's answer as the model will read it (errors included), except
+        ``HopLimitExceeded``: a delegation cycle ends the whole chain, the model cannot go on."""
         try:
             self.check(SendTo(agent=agent))
         except AgentError as exc:
@@ -262,8 +269,11 @@ class LLMAgent(Agent):
         ref = self.resolve_agent(agent) if self.resolve_agent is not None else None
         if ref is None:
             return f"agent {agent} error: there is no agent named {agent!r}"
+        request = UserMessage(text=question, via=self.next_hop(via, agent))
         try:
-            reply = await ref.ask(UserMessage(text=question), timeout=self.timeout)
+            reply = await ref.ask(request, timeout=self.timeout)
+        except HopLimitExceeded:
+            raise
         except Exception as exc:
             return f"agent {agent} error: {exc}"
         if isinstance(reply, AgentReply):

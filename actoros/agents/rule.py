@@ -6,7 +6,8 @@ A rule matches when every ``match`` field equals its value and every ``contains`
 its text (case-insensitive); a rule with neither matches everything. The first match acts:
 
 - ``reply``: answer with its text;
-- ``forward``: ask that agent with the message; its ``AgentReply`` is the answer;
+- ``forward``: ask that agent with the message; its ``AgentReply`` is the answer (one hop
+  more on the message's ``via``: a forwarding cycle ends at the hop limit, see ``messages.py``);
 - ``tool``: call the tool with ``args`` through the tool service; the answer carries its value;
 - ``submit``: submit a ``Task`` to the scheduler; the answer carries the task id.
 
@@ -35,7 +36,7 @@ from actoros.kernel.scheduler import Submit, Task
 from actoros.kernel.tools import ToolResult
 
 from .base import Agent, Emit
-from .messages import AgentError, AgentReply, UserMessage
+from .messages import MAX_HOPS, AgentError, AgentReply, UserMessage
 from .permissions import check_submit
 from .stream import AgentStream
 
@@ -115,8 +116,9 @@ class RuleAgent(Agent):
         scheduler: ActorRef | None = None,
         access: AccessControl | None = None,
         timeout: float = 60.0,
+        max_hops: int = MAX_HOPS,
     ) -> None:
-        super().__init__(config, access=access, timeout=timeout)
+        super().__init__(config, access=access, timeout=timeout, max_hops=max_hops)
         self.resolve_agent = resolve_agent
         self.tools = tools
         self.scheduler = scheduler
@@ -165,8 +167,8 @@ class RuleAgent(Agent):
             message = UserMessage(
                 text=_text(fields.get("text", "")), thread_id=fields.get("thread_id"), data=rest
             )
-        if message.stream != (emit is not None):
-            message = msgspec.structs.replace(message, stream=emit is not None)
+        via = self.next_hop(message.via, target)  # a forwarding cycle ends here
+        message = msgspec.structs.replace(message, stream=emit is not None, via=via)
         try:
             reply = await ref.ask(message, timeout=self.timeout)
             if emit is not None and isinstance(reply, AgentStream):

@@ -24,6 +24,7 @@ NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Bytes = Annotated[int, msgspec.Meta(ge=1, le=1 << 30)]
 Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern)]
 
 
@@ -83,12 +84,14 @@ class ThreadsConfig(_Section, frozen=True):
     ``db`` is its SQLite file (default: ``<state_dir>/threads.sqlite``). ``context_budget``
     caps the tokens of a prompt built from a thread (``None``: the model's context length);
     older turns beyond it are folded into a running summary. ``keep_recent`` turns are always
-    kept verbatim.
+    kept verbatim. ``max_message_bytes``: the largest message a thread stores (UTF-8 bytes);
+    a larger one is refused with an error naming its size and the limit.
     """
 
     db: str | None = None
     context_budget: Positive | None = None
     keep_recent: NonNegative = 4
+    max_message_bytes: Bytes = 1 << 20
 
 
 class ToolsConfig(_Section, frozen=True):
@@ -96,11 +99,24 @@ class ToolsConfig(_Section, frozen=True):
 
     ``user`` maps a tool name to the Python callable that implements it, written
     ``package.module:function`` (imported when the system starts). Agents may also list a
-    ``module:function`` string directly in their ``tools``.
+    ``module:function`` string directly in their ``tools``. ``timeout``: seconds a call may
+    take. ``threads``: the pool that runs sync user tools, apart from the kernel's own threads;
+    a call waiting for a free thread still ends at its timeout.
     """
 
     user: dict[str, str] = {}
     timeout: Seconds = 30.0
+    threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+
+
+class KVConfig(_Section, frozen=True):
+    """``services.kv:`` — the key-value store (``<state_dir>/kv.sqlite``).
+
+    ``max_value_bytes``: the largest value ``kv_put`` stores (its JSON, in bytes); a larger
+    one is refused with an error naming its size and the limit.
+    """
+
+    max_value_bytes: Bytes = 1 << 20
 
 
 class ServicesConfig(_Section, frozen=True):
@@ -109,6 +125,7 @@ class ServicesConfig(_Section, frozen=True):
     scheduler: SchedulerConfig = SchedulerConfig()
     threads: ThreadsConfig = ThreadsConfig()
     tools: ToolsConfig = ToolsConfig()
+    kv: KVConfig = KVConfig()
 
 
 class SubmitAction(_Section, frozen=True):

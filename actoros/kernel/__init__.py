@@ -12,7 +12,7 @@ from .access import (
     Publish,
     SendTo,
 )
-from .kv import KVDelete, KVGet, KVKeys, KVPut, KVService, KVStore
+from .kv import KVDelete, KVGet, KVKeys, KVPut, KVService, KVStore, ValueTooLarge
 from .pubsub import Published, PubSub, Subscribe, Subscribers, Unsubscribe
 from .scheduler import (
     Scheduler,
@@ -31,6 +31,7 @@ from .threads import (
     BuildPrompt,
     CreateThread,
     ListThreads,
+    MessageTooLarge,
     NewMessage,
     PromptMessage,
     Read,
@@ -74,6 +75,7 @@ __all__ = [
     "KVStore",
     "ListThreads",
     "ListTools",
+    "MessageTooLarge",
     "NewMessage",
     "PermissionDenied",
     "Permissions",
@@ -105,6 +107,7 @@ __all__ = [
     "ToolService",
     "UnknownTool",
     "Unsubscribe",
+    "ValueTooLarge",
     "Worker",
     "build_prompt",
     "builtin_tools",

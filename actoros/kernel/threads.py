@@ -3,6 +3,9 @@
 A thread is an ordered list of ``ThreadMessage`` (role, content, agent, tool calls, timestamp)
 in SQLite. ``ThreadStore`` is the actor that serves ``CreateThread``, ``Append``, ``Read``,
 ``ListThreads`` and ``BuildPrompt``; its database calls run on one writer thread, in order.
+A message larger than ``max_message_bytes`` (its content's UTF-8 plus its tool calls' JSON;
+default ``MAX_MESSAGE_BYTES``, 1 MiB) is refused with ``MessageTooLarge`` naming its size and
+the limit, and nothing of that ``Append`` is stored.
 
 Prompt building (``build_prompt``, a plain function the actor calls): the thread keeps every
 message; the prompt is ``[system, summary note, the most recent turns that fit]``. When the
@@ -35,6 +38,8 @@ __all__ = [
     "BuildPrompt",
     "CreateThread",
     "ListThreads",
+    "MAX_MESSAGE_BYTES",
+    "MessageTooLarge",
     "NewMessage",
     "PromptMessage",
     "Read",
@@ -47,6 +52,7 @@ __all__ = [
     "truncate_to_fit",
 ]
 
+MAX_MESSAGE_BYTES = 1 << 20  # the default cap of one stored message (services.threads)
 TRUNCATION_MARKER = " …[truncated]"
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 
@@ -123,6 +129,23 @@ class BuildPrompt(msgspec.Struct, frozen=True, kw_only=True):
 
 class ThreadNotFound(LookupError):
     pass
+
+
+class MessageTooLarge(ValueError):
+    """A message over the store's size limit; nothing of its ``Append`` was stored."""
+
+
+def _check_size(message: NewMessage, limit: int) -> None:
+    if len(message.content) <= limit // 4 and message.tool_calls is None:
+        return  # at most four bytes a character: surely within the limit, no need to encode
+    size = len(message.content.encode("utf-8", "surrogatepass"))
+    if message.tool_calls is not None:
+        size += len(msgspec.json.encode(message.tool_calls))
+    if size > limit:
+        raise MessageTooLarge(
+            f"a thread message ({message.role}) of {size:,} bytes is over the limit of"
+            f" {limit:,} bytes (services.threads.max_message_bytes)"
+        )
 
 
 CountTokens = Callable[[PromptMessage], int]
@@ -260,6 +283,7 @@ class ThreadStore(Actor):
 
     ``path``: the SQLite file (``":memory:"`` for tests). ``summarize``: folds older turns into
     the running summary. ``count_tokens``: the default counter for ``BuildPrompt``.
+    ``max_message_bytes``: the cap of one appended message (see the module docstring).
     """
 
     def __init__(
@@ -268,9 +292,11 @@ class ThreadStore(Actor):
         path: str = ":memory:",
         *,
         count_tokens: CountTokens = default_count_tokens,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._summarize = summarize
         self._count = count_tokens
+        self.max_message_bytes = max_message_bytes
         self._db = SQLiteWorker(path, schema=_SCHEMA)
         self._locks: dict[str, asyncio.Lock] = {}
         self._builds: set[asyncio.Task[list[PromptMessage]]] = set()
@@ -289,7 +315,10 @@ class ThreadStore(Actor):
                 case CreateThread(title=title):
                     return await self._db.call(lambda conn: self._create(conn, title))
                 case Append(thread_id=thread_id, messages=messages):
-                    return await self._db.call(lambda conn: self._append(conn, thread_id, messages))
+                    limit = self.max_message_bytes
+                    return await self._db.call(
+                        lambda conn: self._append(conn, thread_id, messages, limit)
+                    )
                 case Read(thread_id=thread_id, limit=limit, before=before):
                     return await self._db.call(
                         lambda conn: self._read(conn, thread_id, limit, before)
@@ -315,7 +344,7 @@ class ThreadStore(Actor):
                     return None
                 case _:
                     raise TypeError(f"ThreadStore got an unknown message: {message!r}")
-        except ThreadNotFound as exc:
+        except (ThreadNotFound, MessageTooLarge) as exc:
             # the asker's mistake, not the store's fault: an error reply, no restart
             ctx.defer_reply().fail(exc)
             return None
@@ -365,7 +394,11 @@ class ThreadStore(Actor):
         return thread_id
 
     @staticmethod
-    def _append(conn: sqlite3.Connection, thread_id: str, messages: list[NewMessage]) -> list[int]:
+    def _append(
+        conn: sqlite3.Connection, thread_id: str, messages: list[NewMessage], limit: int
+    ) -> list[int]:
+        for m in messages:  # on the store's thread: a big message is measured off the loop
+            _check_size(m, limit)
         now = time.time()
         seqs: list[int] = []
         with transaction(conn):

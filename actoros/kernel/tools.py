@@ -8,9 +8,15 @@ schema taken from ``__tool_schema__`` or derived from its type hints.
 
 ``ToolService`` is the kernel actor that runs ``CallTool`` asks. It checks the caller's
 permissions (``AccessControl``), the tool's existence and the arguments, then runs the function
-(sync ones in a worker thread, async ones on the loop) with a timeout on the system's clock.
-Every outcome is a ``ToolResult``: a refusal, a bad argument, a tool that raises or hangs is an
-error reply, never a crash of the service, and the service runs many calls at once.
+with a timeout on the system's clock: async ones on the loop, the instant built-ins (``inline``:
+calculator, clock) on the loop too, and every other sync function in the service's own bounded
+pool of daemon threads (``ToolThreads``), which no kernel service shares — a user tool that
+hangs can occupy that pool, never the key-value store, the thread store or the journal.
+Every outcome is a ``ToolResult``: a refusal, a bad argument, a tool that raises anything
+(``BaseException`` included: ``sys.exit()``, ``KeyboardInterrupt``) or hangs is that call's
+error reply, never a crash of the service or of the process, and the service runs many calls
+at once. Python cannot kill a thread: a sync call past its deadline is answered at the deadline
+and its thread is abandoned until the function returns; stopping the service never waits for it.
 
 Built-ins: ``calculator`` (safe arithmetic, see ``calculator.py``), ``clock`` and, given a
 ``KVService``, ``kv_get`` / ``kv_put``.
@@ -30,14 +36,16 @@ import structlog
 
 from actoros.core import Actor, ActorRef, Context
 
+from ._tool_threads import Escaped, ThreadCall, ToolThreads
 from .access import AccessControl, CallTool, PermissionDenied, caller_name
 from .calculator import CalculatorError, calculate
-from .kv import KVGet, KVPut
+from .kv import KVGet, KVPut, ValueTooLarge
 from .schema import SchemaError, check_schema, derive_schema, schema_errors
 
 __all__ = [
     "BUILTIN_TOOLS",
     "CallTool",
+    "DEFAULT_TOOL_THREADS",
     "InvalidArguments",
     "ListTools",
     "Tool",
@@ -55,6 +63,9 @@ log = structlog.get_logger("actoros.kernel.tools")
 
 #: The names of the built-in tools (``kv_*`` need a ``KVService``).
 BUILTIN_TOOLS = ("calculator", "clock", "kv_get", "kv_put")
+
+#: Threads of a ``ToolService``'s pool for sync user tools (``services.tools.threads``).
+DEFAULT_TOOL_THREADS = 8
 
 
 class ToolError(Exception):
@@ -80,16 +91,13 @@ class InvalidArguments(ToolError):
         super().__init__(f"invalid arguments for {tool!r}: " + "; ".join(errors))
 
 
-# -- JSON schema (the subset tools use) ---------------------------------------------------------
-
-# -- tools and the registry --------------------------------------------------------------------
-
-
 class Tool(msgspec.Struct, frozen=True):
     """A callable an agent may use: ``fn(**arguments)``, sync or async.
 
     ``parameters`` is the JSON schema of the arguments (an ``object`` schema). ``timeout``
-    overrides the service's default limit for this tool (seconds).
+    overrides the service's default limit for this tool (seconds). ``inline``: a sync ``fn``
+    that is instant and cannot block (the calculator, the clock) is called on the event loop,
+    without a thread; leave it False for anything that may wait or loop (user tools never set it).
     """
 
     name: str
@@ -97,6 +105,7 @@ class Tool(msgspec.Struct, frozen=True):
     parameters: dict[str, Any]
     fn: Callable[..., Any]
     timeout: float | None = None
+    inline: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "a").replace(".", "a").isalnum():
@@ -174,9 +183,6 @@ class ToolRegistry:
         }
 
 
-# -- user tools --------------------------------------------------------------------------------
-
-
 def load_user_tool(spec: str, *, name: str | None = None) -> Tool:
     """Import ``"package.module:function"`` and make it a ``Tool``.
 
@@ -216,12 +222,6 @@ def load_user_tool(spec: str, *, name: str | None = None) -> Tool:
         raise ToolError(f"tool {spec!r}: {exc}") from exc
 
 
-# -- calculator ---------------------------------------------------------------------------------
-
-
-# -- built-in tools ---------------------------------------------------------------------------
-
-
 def _calculator(expression: str) -> int | float:
     try:
         return calculate(expression)
@@ -247,6 +247,7 @@ CALCULATOR = Tool(
         "additionalProperties": False,
     },
     _calculator,
+    inline=True,  # bounded by calculator.py's caps: microseconds
 )
 
 CLOCK = Tool(
@@ -258,6 +259,7 @@ CLOCK = Tool(
         "additionalProperties": False,
     },
     _clock,
+    inline=True,
 )
 
 
@@ -268,7 +270,10 @@ def kv_tools(kv: ActorRef, *, timeout: float = 5.0) -> list[Tool]:
         return await kv.ask(KVGet(key=key, namespace=namespace), timeout=timeout)
 
     async def kv_put(key: str, value: Any, namespace: str = "default") -> str:
-        await kv.ask(KVPut(key=key, value=value, namespace=namespace), timeout=timeout)
+        try:
+            await kv.ask(KVPut(key=key, value=value, namespace=namespace), timeout=timeout)
+        except ValueTooLarge as exc:  # the agent's mistake, said back to it as is
+            raise ToolError(str(exc)) from None
         return "ok"
 
     key = {"type": "string"}
@@ -304,9 +309,6 @@ def builtin_tools(kv: ActorRef | None = None) -> list[Tool]:
     return [CALCULATOR, CLOCK, *(kv_tools(kv) if kv is not None else ())]
 
 
-# -- the tool service ---------------------------------------------------------------------------
-
-
 class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
     """The reply to ``CallTool``: ``ok`` and ``value``, or not ``ok`` and ``error``."""
 
@@ -326,12 +328,14 @@ class ToolService(Actor):
     of ``ActorRef`` or actor path to agent name) must be allowed the tool, else the reply is
     ``ToolResult(ok=False, error="permission denied: ...")`` and an audit event is logged.
     ``agents`` is read at every call, so the kernel may fill it as agents start.
-    ``timeout``: seconds (on the system's clock) a call may run unless its tool sets its own;
-    a sync function that overruns keeps its worker thread until it returns (Python cannot kill
-    a thread), but its caller is answered at the deadline.
+    ``timeout``: seconds (on the system's clock) a call may run unless its tool sets its own,
+    counted from the ask, so a call still waiting for a free thread is answered at its deadline
+    too. ``threads``: the size of the service's own pool for sync tools (see the module
+    docstring); each incarnation has a fresh pool, and stopping abandons the old one's threads.
 
     Calls run concurrently: the service answers each one when its function finishes. If the
-    asker gives up (its ask timed out), an async tool is cancelled.
+    asker gives up (its ask timed out), an async tool is cancelled and a sync call that has not
+    started yet never starts.
     """
 
     def __init__(
@@ -341,16 +345,19 @@ class ToolService(Actor):
         access: AccessControl | None = None,
         agents: Mapping[Any, str] | None = None,
         timeout: float = 30.0,
+        threads: int = DEFAULT_TOOL_THREADS,
     ) -> None:
         self.registry = registry
         self.access = access
         self.agents: Mapping[Any, str] = agents if agents is not None else {}
         self.timeout = timeout
-        self._running: set[asyncio.Task[Any]] = set()
+        self.threads = ToolThreads(threads)
+        self._running: set[asyncio.Task[ToolResult]] = set()
 
     async def on_stop(self) -> None:
         for task in list(self._running):
             task.cancel()
+        self.threads.shutdown()
 
     def receive(self, message: Any, ctx: Context) -> Any:
         match message:
@@ -371,7 +378,9 @@ class ToolService(Actor):
             log.info("tool.refused", tool=call.tool, error=str(exc))
             return ToolResult(ok=False, error=str(exc))
         reply = ctx.defer_reply()
-        task = asyncio.create_task(_invoke(tool, call.arguments))
+        blocking = not (tool.inline or inspect.iscoroutinefunction(tool.fn))
+        work = self.threads.run(tool.fn, call.arguments) if blocking else None
+        task = asyncio.create_task(_invoke(tool, call.arguments, work))
         self._running.add(task)
         timeout = tool.timeout if tool.timeout is not None else self.timeout
         timed_out = False
@@ -384,10 +393,13 @@ class ToolService(Actor):
 
         timer = ctx.system.clock.call_later(timeout, on_timeout)
 
-        def finished(done: asyncio.Task[Any]) -> None:
+        def finished(done: asyncio.Task[ToolResult]) -> None:
             timer.cancel()
             self._running.discard(done)
-            result = _outcome(tool.name, done, timed_out, timeout)
+            if done.cancelled():
+                result = self._cancelled(tool.name, timed_out, timeout, work)
+            else:
+                result = done.result()
             if not result.ok:
                 log.warning("tool.failed", tool=tool.name, error=result.error)
             reply.resolve(result)
@@ -401,24 +413,44 @@ class ToolService(Actor):
             reply.on_done(abandoned)
         return None
 
+    def _cancelled(
+        self, name: str, timed_out: bool, timeout: float, work: ThreadCall | None
+    ) -> ToolResult:
+        if not timed_out:
+            return ToolResult(ok=False, error=f"tool {name!r} was cancelled")
+        error = f"tool {name!r} timed out after {timeout:g} s"
+        if work is not None and not work.started:
+            error += (
+                f" waiting for a free tool thread (all {self.threads.size} busy;"
+                " raise services.tools.threads or fix the tools that hang)"
+            )
+        return ToolResult(ok=False, error=error)
 
-async def _invoke(tool: Tool, arguments: dict[str, Any]) -> Any:
-    if inspect.iscoroutinefunction(tool.fn):
-        return await tool.fn(**arguments)
-    result = await asyncio.to_thread(tool.fn, **arguments)
-    if inspect.isawaitable(result):  # e.g. a partial of an async function
-        result = await result
-    return result
+
+async def _invoke(tool: Tool, arguments: dict[str, Any], work: ThreadCall | None) -> ToolResult:
+    """Run the call to its ``ToolResult``: whatever the tool raises is this call's error.
+
+    Only the cancellation of the call itself (its deadline, its asker gone, the service
+    stopping) propagates; a ``CancelledError`` the tool raises on its own is its error.
+    """
+    try:
+        result = await work.future if work is not None else tool.fn(**arguments)
+        if inspect.isawaitable(result):  # an async tool, or e.g. a partial of one
+            result = await result
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return _failure(tool.name, exc)
+    except ToolError as exc:
+        return ToolResult(ok=False, error=f"{tool.name}: {exc}")
+    except Escaped as escaped:
+        return _failure(tool.name, escaped.exc)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the call's, not the run's
+        return _failure(tool.name, exc)
+    return ToolResult(ok=True, value=result)
 
 
-def _outcome(name: str, task: asyncio.Task[Any], timed_out: bool, timeout: float) -> ToolResult:
-    if task.cancelled():
-        if timed_out:
-            return ToolResult(ok=False, error=f"tool {name!r} timed out after {timeout:g} s")
-        return ToolResult(ok=False, error=f"tool {name!r} was cancelled")
-    exc = task.exception()
-    if exc is None:
-        return ToolResult(ok=True, value=task.result())
-    if isinstance(exc, ToolError):
-        return ToolResult(ok=False, error=f"{name}: {exc}")
-    return ToolResult(ok=False, error=f"{name} failed: {type(exc).__name__}: {exc}")
+def _failure(name: str, exc: BaseException) -> ToolResult:
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ToolResult(ok=False, error=f"{name} failed: {detail}")

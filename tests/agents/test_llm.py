@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -10,11 +11,19 @@ import pytest
 import pytest_asyncio
 
 from actoros import Context, LifecycleEvent
-from actoros.agents import AgentError, AgentReply, LLMAgent, RuleAgent, UserMessage
+from actoros.agents import (
+    AgentError,
+    AgentReply,
+    HopLimitExceeded,
+    LLMAgent,
+    RuleAgent,
+    UserMessage,
+)
 from actoros.config.schema import AgentConfig, Permissions, Rule
 from actoros.inference.engine import EngineOutput
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
+from actoros.kernel.threads import MAX_MESSAGE_BYTES
 from actoros.testing import capture_events
 
 from .kernel import Kernel, start_kernel
@@ -212,3 +221,23 @@ async def test_an_unknown_thread_is_an_error_reply(kernel: Kernel) -> None:
     with pytest.raises(AgentError, match="threads failed: ThreadNotFound"):
         await ref.ask(UserMessage(text="hi", thread_id="no-such-thread"))
     assert kernel.engine.requests == []
+
+
+async def test_llm_agents_delegating_to_each_other_end_at_the_hop_limit(kernel: Kernel) -> None:
+    # a's model always asks b, b's always asks a: without a hop limit this never ends
+    kernel.engine.replies = ['{"agent": "b", "message": "ask"}', '{"agent": "a", "message": "ask"}']
+    kernel.engine.replies *= 20
+    await kernel.spawn(llm("a", permissions=Permissions(agents=("b",))))
+    await kernel.spawn(llm("b", permissions=Permissions(agents=("a",))))
+    with pytest.raises(HopLimitExceeded) as info:
+        await asyncio.wait_for(kernel.agents["a"].ask("go", timeout=None), 5)
+    path = " -> ".join(["a", "b"] * 5)
+    assert str(info.value) == f"agent 'a': delegation loop: {path}; hop limit 8"
+    assert len(kernel.engine.requests) == 9  # one model call per agent in the chain, no more
+
+
+async def test_a_message_over_the_thread_size_limit_is_an_error_reply(kernel: Kernel) -> None:
+    ref = await kernel.spawn(llm())
+    with pytest.raises(AgentError, match="of 1,048,577 bytes is over the limit of 1,048,576 bytes"):
+        await ref.ask(UserMessage(text="x" * (MAX_MESSAGE_BYTES + 1)))
+    assert kernel.engine.requests == []  # refused before any model call

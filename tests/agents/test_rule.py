@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from actoros import ActorRef, ActorSystem, LifecycleEvent
-from actoros.agents import AgentError, AgentReply, RuleAgent, UserMessage
+from actoros.agents import AgentError, AgentReply, HopLimitExceeded, RuleAgent, UserMessage
 from actoros.agents.rule import fields_of, fill, first_match, matches
 from actoros.config.schema import AgentConfig, Permissions, Rule, SubmitAction
 from actoros.kernel.scheduler import Scheduler, SubmitAndWait, Task, TaskResult
@@ -202,3 +203,50 @@ async def test_turns_run_concurrently_so_forwarding_does_not_serialize(
     )
     replies = await asyncio.gather(router.ask("a", timeout=3.0), router.ask("b", timeout=3.0))
     assert [r.text for r in replies] == ["a", "b"]
+
+
+# -- the hop limit: a forwarding cycle is one clear error, not a loop (issue 9, item 7) ----------
+
+
+async def cycle(system: ActorSystem, **kwargs: Any) -> ActorRef:
+    """``router`` forwards everything to ``b``, and ``b`` everything back to ``router``."""
+    refs: dict[str, ActorRef] = {}
+    for name, target in (("router", "b"), ("b", "router")):
+        refs[name] = await system.spawn(
+            RuleAgent, agent(name, Rule(forward=target)), resolve_agent=refs.get, **kwargs
+        )
+    return refs["router"]
+
+
+LOOP = "agent 'router': delegation loop: " + " -> ".join(["router", "b"] * 5) + "; hop limit 8"
+
+
+async def test_a_forwarding_cycle_ends_at_the_hop_limit_naming_the_path(
+    rt_system: ActorSystem,
+) -> None:
+    router = await cycle(rt_system)
+    with pytest.raises(HopLimitExceeded) as info:
+        await asyncio.wait_for(router.ask(UserMessage(text="hi"), timeout=None), 5)
+    assert str(info.value) == LOOP
+    # a streamed ask relays the forwards, and ends the same way
+    stream = await router.ask(UserMessage(text="hi", stream=True))
+    with pytest.raises(HopLimitExceeded) as streamed:
+        await asyncio.wait_for(stream.reply(), 5)
+    assert str(streamed.value) == LOOP
+
+
+async def test_a_chain_may_take_max_hops_delegations_and_not_one_more(
+    rt_system: ActorSystem,
+) -> None:
+    refs: dict[str, ActorRef] = {}
+    refs["d"] = await rt_system.spawn(RuleAgent, agent("d", Rule(reply="d got {text}")))
+    for name, target in (("c", "d"), ("b", "c"), ("a", "b")):
+        refs[name] = await rt_system.spawn(
+            RuleAgent, agent(name, Rule(forward=target)), resolve_agent=refs.get, max_hops=3
+        )
+    assert (await refs["a"].ask("x", timeout=5)).text == "d got x"  # three hops: a, b, c
+    with pytest.raises(HopLimitExceeded) as info:  # passed on twice already: c may not
+        await refs["a"].ask(UserMessage(text="x", via=("user-agent",)), timeout=5)
+    assert str(info.value) == (
+        "agent 'c': delegation chain too long: user-agent -> a -> b -> c -> d; hop limit 3"
+    )

@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 
 from actoros import ActorSystem
 from actoros.kernel.threads import (
+    MAX_MESSAGE_BYTES,
     TRUNCATION_MARKER,
     Append,
     BuildPrompt,
     CreateThread,
     ListThreads,
+    MessageTooLarge,
     NewMessage,
     PromptMessage,
     Read,
@@ -85,6 +87,39 @@ async def test_unknown_thread_is_an_error_reply_not_a_crash(system: ActorSystem)
         await store.ask(Append(thread_id="nope", messages=[NewMessage(role="user", content="x")]))
     (info,) = [i for i in system.snapshot() if i.path == store.path]
     assert info.restarts == 0  # the store answered the errors and kept running
+
+
+async def test_a_message_over_the_size_limit_is_refused_and_nothing_of_its_append_is_stored(
+    system: ActorSystem,
+):
+    store = await system.spawn(ThreadStore, Summaries(), max_message_bytes=100)
+    tid = await store.ask(CreateThread())
+    fits = NewMessage(role="user", content="é" * 50)  # 100 bytes of UTF-8: the limit exactly
+    too_big = NewMessage(role="user", content="é" * 51)  # 51 characters, but 102 bytes
+    with pytest.raises(MessageTooLarge) as info:
+        await store.ask(Append(thread_id=tid, messages=[fits, too_big]))
+    assert str(info.value) == (
+        "a thread message (user) of 102 bytes is over the limit of 100 bytes"
+        " (services.threads.max_message_bytes)"
+    )
+    calls = NewMessage(role="assistant", content="x", tool_calls={"args": "y" * 100})
+    with pytest.raises(MessageTooLarge, match=r"a thread message \(assistant\) of 1.. bytes"):
+        await store.ask(Append(thread_id=tid, messages=[calls]))
+    assert await store.ask(Read(thread_id=tid)) == []  # all or nothing
+    await store.ask(Append(thread_id=tid, messages=[fits]))
+    assert [m.content for m in await store.ask(Read(thread_id=tid))] == [fits.content]
+    (info_,) = [i for i in system.snapshot() if i.path == store.path]
+    assert info_.restarts == 0
+
+
+async def test_the_default_message_limit_is_one_mebibyte(system: ActorSystem):
+    store = await system.spawn(ThreadStore, Summaries())
+    tid = await store.ask(CreateThread())
+    big = NewMessage(role="user", content="z" * (MAX_MESSAGE_BYTES + 1))
+    with pytest.raises(MessageTooLarge, match="1,048,577 bytes is over the limit of 1,048,576"):
+        await store.ask(Append(thread_id=tid, messages=[big]))
+    limit = NewMessage(role="user", content="z" * MAX_MESSAGE_BYTES)
+    assert len(await store.ask(Append(thread_id=tid, messages=[limit]))) == 1
 
 
 async def test_threads_persist_across_store_restarts(tmp_path: Path):

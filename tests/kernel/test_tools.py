@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from actoros.kernel.access import AccessControl, Permissions
 from actoros.kernel.kv import KVService
 from actoros.kernel.tools import (
     BUILTIN_TOOLS,
+    DEFAULT_TOOL_THREADS,
     CallTool,
     InvalidArguments,
     ListTools,
@@ -266,3 +268,105 @@ async def test_permission_denial_is_an_error_reply_and_an_audit_event(
     assert anonymous.error == "permission denied: unknown caller may not call_tool 'calculator'"
     # the service is unharmed
     assert (await alice.ask((tools, calc))).ok
+
+
+# -- isolation: user tools cannot starve the kernel or take it down (issue 9, items 5 and 6) ------
+
+
+class Entered:
+    """Counts entries into a tool from any thread, for the loop to await without sleeping."""
+
+    def __init__(self, expected: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.count = 0
+        self.expected = expected
+        self.all_in = asyncio.Event()
+
+    def enter(self) -> None:  # called in the tool's thread
+        self.loop.call_soon_threadsafe(self._bump)
+
+    def _bump(self) -> None:
+        self.count += 1
+        if self.count >= self.expected:
+            self.all_in.set()
+
+
+@pytest.mark.timeout(20)
+async def test_hung_sync_tools_starve_neither_builtins_nor_kv_nor_shutdown(
+    system: ActorSystem,
+) -> None:
+    # The loop's default executor is small here, as on a two-core machine (6 threads): the old
+    # service ran sync tools there, and so did the kv store, so hung tools starved both.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
+    release = threading.Event()
+    entered = Entered(DEFAULT_TOOL_THREADS)
+
+    def hang() -> None:
+        entered.enter()
+        release.wait()  # "forever": released after the system is gone
+
+    tools = await spawn_tools(system, Tool("hang", "never ends", OBJECT, hang, timeout=2.0))
+    hung = [
+        asyncio.create_task(tools.ask(CallTool(tool="hang"), timeout=None))
+        for _ in range(DEFAULT_TOOL_THREADS + 2)  # the pool is full and two calls wait
+    ]
+    try:
+        await asyncio.wait_for(entered.all_in.wait(), 5)
+        calc = CallTool(tool="calculator", arguments={"expression": "1+1"})
+        assert await asyncio.wait_for(tools.ask(calc), 5) == ToolResult(ok=True, value=2)
+        put = CallTool(tool="kv_put", arguments={"key": "k", "value": 7})
+        assert (await asyncio.wait_for(tools.ask(put), 5)).ok
+        get = CallTool(tool="kv_get", arguments={"key": "k"})
+        assert await asyncio.wait_for(tools.ask(get), 5) == ToolResult(ok=True, value=7)
+
+        system.clock.advance(2.0)  # type: ignore[attr-defined]
+        errors = [r.error for r in await asyncio.wait_for(asyncio.gather(*hung), 5)]
+        running = "tool 'hang' timed out after 2 s"
+        waiting = running + " waiting for a free tool thread (all 8 busy;"
+        assert errors.count(running) == DEFAULT_TOOL_THREADS
+        assert sum(e.startswith(waiting) for e in errors) == 2
+        assert entered.count == DEFAULT_TOOL_THREADS  # the calls that waited never ran
+
+        with capture_logs() as logs:  # the hung threads are abandoned, not waited for
+            await asyncio.wait_for(system.shutdown(timeout=5.0), 10)
+        assert not [e for e in logs if "timeout" in e["event"]]
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        SystemExit(3),
+        KeyboardInterrupt(),
+        GeneratorExit(),
+        StopIteration(),
+        asyncio.CancelledError(),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_any_base_exception_from_a_tool_is_that_calls_error_reply(
+    system: ActorSystem, raised: BaseException, kind: str
+) -> None:
+    def sync_tool() -> None:
+        raise raised
+
+    async def async_tool() -> None:
+        raise raised
+
+    bad = Tool("bad", "raises", OBJECT, sync_tool if kind == "sync" else async_tool)
+    where = Tool("where", "thread id", OBJECT, threading.get_ident)
+    # one thread: the same worker must survive each exception and serve the next call
+    tools = await spawn_tools(system, bad, where, threads=1)
+    name = type(raised).__name__
+    detail = f"{name}: {raised}" if str(raised) else name
+    if kind == "async" and isinstance(raised, StopIteration):  # PEP 479 turns it into this
+        detail = "RuntimeError: coroutine raised StopIteration"
+    for _ in range(3):
+        result = await asyncio.wait_for(tools.ask(CallTool(tool="bad")), 5)
+        assert result == ToolResult(ok=False, error=f"bad failed: {detail}")
+    assert (await asyncio.wait_for(tools.ask(CallTool(tool="where")), 5)).ok
+    calc = CallTool(tool="calculator", arguments={"expression": "2*3"})
+    assert (await tools.ask(calc)).value == 6
