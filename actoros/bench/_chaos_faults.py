@@ -152,19 +152,25 @@ def _judge(
     )
 
 
-def _wait_until(run: Run, moment: float) -> None:
-    while run.alive() and time.monotonic() < run.started + moment:
+def _wait_lines(run: Run, lines: int, bound: float) -> None:
+    """Until ``run`` has written ``lines`` result lines, exited, or ``bound`` s went by."""
+    deadline = time.monotonic() + bound
+    while run.alive() and run.lines() < lines and time.monotonic() < deadline:
         time.sleep(POLL_S)
 
 
 def signal_fault(bench: Bench, fault: SignalFault, index: int, moment: float) -> Repeat:
-    """Start a run, send the fault ``moment`` s after its start, wait for it to end (killed at
-    the stop bound), rerun until complete. SIGKILL and SIGTERM go to the process, as ``kill``
-    sends them; a double Ctrl-C is SIGINT to the process group twice, as a terminal sends it."""
+    """Start a run, send the fault ``moment`` s after its first result line, wait for it to
+    end (killed at the stop bound), rerun until complete. SIGKILL and SIGTERM go to the
+    process, as ``kill`` sends them; a double Ctrl-C is SIGINT to the process group twice, as
+    a terminal sends it."""
     config = bench.system(f"{fault}-{index:02d}")
     state = config.parent / "state"
     run = Run(config, config.parent / "run-0.jsonl")
-    _wait_until(run, moment)
+    _wait_lines(run, 1, bench.run_bound)
+    answering = time.monotonic()
+    while run.alive() and time.monotonic() < answering + moment:
+        time.sleep(POLL_S)
     lines_at = run.lines()
     landed = run.alive() and lines_at < len(bench.tasks)
     # what a graceful stop interrupts may go back to the queue: note what ran just before it
@@ -201,13 +207,13 @@ def signal_fault(bench: Bench, fault: SignalFault, index: int, moment: float) ->
 
 
 def moments(rng: random.Random, n: int, reference: Reference) -> list[float]:
-    """``n`` fault moments (s after a run's start) spread over the first ``SPAN`` of the
-    reference's answering span (first to last result line), one uniformly at random in each
-    of ``n`` equal slices. The span's end is left out: a run a little faster than the
-    reference would be done by then, and the fault would find nothing to interrupt."""
-    start = reference.first_line_s
-    width = (reference.last_line_s - start) * SPAN
-    return [round(start + (i + rng.random()) / n * width, 3) for i in range(n)]
+    """``n`` fault moments, in s after a run's own first result line, spread over the first
+    ``SPAN`` of the reference's answering span (its first to its last result line): one
+    uniformly at random in each of ``n`` equal slices. Counting from the run's first result
+    leaves out its start-up, whose length varies most with the machine's load; the span's end
+    is left out because a run a little faster than the reference would be done by then."""
+    width = (reference.last_line_s - reference.first_line_s) * SPAN
+    return [round((i + rng.random()) / n * width, 3) for i in range(n)]
 
 
 def hung_tool(bench: Bench, index: int) -> Repeat:
@@ -248,9 +254,7 @@ def second_process(bench: Bench, index: int) -> Repeat:
     the first finishes unaffected. recovery_s: the second's time to exit."""
     config = bench.system(f"second_process-{index:02d}")
     first = Run(config, config.parent / "run-0.jsonl")
-    deadline = time.monotonic() + bench.run_bound
-    while first.alive() and first.lines() < 1 and time.monotonic() < deadline:
-        time.sleep(POLL_S)
+    _wait_lines(first, 1, bench.run_bound)
     lines_at = first.lines()
     landed = first.alive() and lines_at < len(bench.tasks)
     second = Run(config, config.parent / "second.jsonl")
@@ -302,9 +306,7 @@ def engine_core_kill(bench: Bench, index: int, rng: random.Random, start_bound: 
     processes left behind counts against recovery. recovery_s: kill to every task answered."""
     config = bench.system(f"engine_core-{index:02d}")
     run = Run(config, config.parent / "run-0.jsonl")
-    deadline = time.monotonic() + start_bound
-    while run.alive() and run.lines() < bench.spec.concurrency and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_lines(run, bench.spec.concurrency, start_bound)
     time.sleep(rng.uniform(0.2, 1.0))
     lines_at = run.lines()
     core = _engine_core(run)

@@ -193,8 +193,8 @@ def markdown(result: ChaosResult) -> str:
 
 
 def chart(result: ChaosResult, path: Path) -> None:
-    """Two panels: per fault, tasks lost / wrong / run twice outside the window (and runs not
-    recovered); per fault, recovery time p50 (the bar) and max (the marker)."""
+    """Two panels: per fault, tasks lost / wrong / run twice outside and inside the window
+    (and runs not recovered); per fault, recovery time p50 (the bar) and max (the marker)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,10 +207,11 @@ def chart(result: ChaosResult, path: Path) -> None:
         ("lost", [f.lost for f in ran], "#d62728"),
         ("wrong", [f.wrong for f in ran], "#9467bd"),
         ("run twice, outside window", [f.outside_window for f in ran], "#ff7f0e"),
+        ("run twice, in window (allowed)", [f.in_window for f in ran], "#ffd8a8"),
         ("runs not recovered", [f.unrecovered for f in ran], "#7f7f7f"),
     ]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
-    width = 0.2
+    width = 0.16
     for k, (label, values, color) in enumerate(series):
         offset = (k - (len(series) - 1) / 2) * width
         left.bar([x + offset for x in xs], values, width, label=label, color=color)
@@ -225,8 +226,8 @@ def chart(result: ChaosResult, path: Path) -> None:
     right.bar(xs, p50, 0.5, color="#1f77b4", label="p50")
     right.plot(xs, worst, "v", color="#000000", label="max")
     for x, v in zip(xs, p50, strict=True):
-        if not math.isnan(v):
-            right.annotate(f"{v:.1f}", (x, v), ha="center", va="bottom", fontsize=8)
+        shown, at = ("n/a", 0.0) if math.isnan(v) else (f"{v:.1f}", v)
+        right.annotate(shown, (x, at), ha="center", va="bottom", fontsize=8)
     right.set_xticks(xs, names)
     right.set_ylabel("s")
     right.set_title("recovery time (see the table for what it measures per fault)", fontsize=10)

@@ -4,9 +4,9 @@ A fake-engine system (a rule router answering by template, the ``calculator``, a
 user tool, an LLM agent; see ``_chaos_system.py``) runs its workload as ``python -m actoros
 run CONFIG --out FILE`` while faults are injected:
 
-- **sigkill**, **sigterm**, **sigint_twice** (a double Ctrl-C): at seeded random moments
-  spread over most of the reference run's answering span (10 each, quick 5), each followed by reruns
-  of the same config until one answers every task;
+- **sigkill**, **sigterm**, **sigint_twice** (a double Ctrl-C): at seeded random moments after
+  each run's first result, spread over most of the reference run's answering span (10 each,
+  quick 5), each followed by reruns of the same config until one answers every task;
 - **hung_tool**: a user tool that never returns for some tasks (more than asyncio's default
   thread pool holds): the run must finish by itself, those tasks failing with a timeout;
 - **second_process**: a second ``actoros run`` on the same state dir while the first runs:
@@ -79,7 +79,8 @@ TINY_REPEATS = {key: 1 for key in REPEATS}
 def _what(fault: str, spec: Spec, bench: Bench) -> str:
     assert bench.reference is not None
     span = (
-        f"a random moment in the first {SPAN:.0%} of the reference's answering span (one per slice)"
+        "a random moment after the run's first result, one in each equal slice of the first "
+        f"{SPAN:.0%} of the reference's answering span"
     )
     rerun = "then reruns of the same config until one answers every task and exits 0"
     return {
