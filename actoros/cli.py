@@ -175,6 +175,35 @@ def add_bench(subcommands: Subcommands) -> None:
     _add_model(gateway, VLLM_MODEL_HELP)
     _add_concurrency(gateway)
     gateway.set_defaults(handler=_bench_gateway)
+    chaos = _benchmark(
+        benchmarks,
+        "chaos",
+        help="the system under faults: kills, stops, a hung tool, a second process",
+        description="Run a fake-engine system as real 'actoros run' processes under faults "
+        "(SIGKILL, SIGTERM and a double Ctrl-C at random moments, each followed by reruns; a "
+        "hung user tool; a second process on the same state dir; in a full run, SIGKILL of "
+        "vLLM's EngineCore) and count per fault the tasks lost, wrong and run twice, and the "
+        "recovery time; write chaos.json, chaos.md and chaos.png.",
+        quick="fewer tasks and repeats, no vLLM (under 2 minutes)",
+    )
+    chaos.add_argument(
+        "--engine",
+        choices=("vllm", "fake"),
+        default="vllm",
+        help="vllm: a full run also kills vLLM's EngineCore (skipped with a note when vLLM or "
+        "the model is missing); fake: leave that fault out (default: %(default)s)",
+    )
+    _add_model(chaos, VLLM_MODEL_HELP)
+    chaos.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the fault moments (default: 0)"
+    )
+    chaos.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep every run's folder (config, results, stderr, state dir) in DIR",
+    )
+    chaos.set_defaults(handler=_bench_chaos)
 
 
 def _run_bench(args: argparse.Namespace, name: str, **options: Any) -> int:
@@ -206,6 +235,14 @@ def _bench_agents(args: argparse.Namespace) -> int:
 def _bench_gateway(args: argparse.Namespace) -> int:
     return _run_bench(args, "gateway", engine=args.engine, repeats=args.repeats,
                       model=args.model, concurrency=args.concurrency)  # fmt: skip
+
+
+def _bench_chaos(args: argparse.Namespace) -> int:
+    keep: Path | None = args.keep
+    if keep is not None and keep.exists() and not keep.is_dir():
+        raise UsageError(f"--keep {keep}: exists and is not a directory")
+    return _run_bench(args, "chaos", engine=args.engine, model=args.model, seed=args.seed,
+                      keep=keep)  # fmt: skip
 
 
 def add_model(subcommands: Subcommands) -> None:
