@@ -126,7 +126,7 @@ def _config(engine: EngineKind, workload: Workload, state_dir: str, model: str |
         ),
         gateway=GatewayConfig(
             host="127.0.0.1", port=0, allow_raw_model=True, max_concurrent=max(256, 2 * top),
-            tokens=(GatewayToken(name="bench", token=TOKEN),),
+            max_connections=max(1000, 2 * top), tokens=(GatewayToken(name="bench", token=TOKEN),),
         ),
     )  # fmt: skip
 

@@ -279,7 +279,11 @@ class GatewayConfig(_Section, frozen=True):
     gateway then listens on a loopback address only. ``allow_raw_model``: the ``model`` field may
     also name the inference actor's model, sending the messages straight to it. At most
     ``max_concurrent`` requests are served at once (more get 429); each may take at most
-    ``request_timeout`` seconds (then 504).
+    ``request_timeout`` seconds (then 504). Limits against hostile clients (docs/gateway.md):
+    a request body is at most ``max_body_bytes`` (413), its headers must arrive within
+    ``header_timeout`` seconds of the connection or of its first byte (else the connection
+    is closed) and its body within ``body_timeout`` (408); at most ``max_connections``
+    connections are served at once (one more gets 503).
     """
 
     host: str = "127.0.0.1"
@@ -288,6 +292,10 @@ class GatewayConfig(_Section, frozen=True):
     allow_raw_model: bool = False
     max_concurrent: Positive = 256
     request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 1 << 20
+    header_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    body_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
 class Config(_Section, frozen=True):

@@ -20,7 +20,11 @@ from actoros.agents import AgentError
 from actoros.core import ActorStopped, AskTimeout, MailboxFull
 from actoros.inference.errors import EngineUnavailable, Overloaded, PromptTooLong
 
-__all__ = ["APIError", "error_body", "error_response", "from_exception"]
+__all__ = ["CLOSE", "APIError", "error_body", "error_response", "from_exception"]
+
+CLOSE = {"Connection": "close"}
+"""The header of an answer after which the connection closes (a client too slow to send its
+request, a connection over the cap)."""
 
 
 class APIError(Exception):

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -48,10 +48,10 @@ from actoros.config import Config, GatewayConfig
 from actoros.core import ActorRef
 from actoros.inference.actor import CompletionStream, InferenceMetrics, InferenceStats
 from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
-from actoros.kernel.threads import CreateThread, ListThreads
+from actoros.kernel.threads import CreateThread, GetThread, ThreadInfo, ThreadNotFound
 
 from .auth import Caller, TokenAuth, resolve_tokens
-from .errors import APIError, bad_request, error_response, from_exception
+from .errors import CLOSE, APIError, bad_request, error_response, from_exception
 from .host import Host
 from .shutdown import Shutdown, shutdown_of
 
@@ -62,6 +62,8 @@ log = structlog.get_logger("actoros.gateway")
 THREAD_HEADER = "X-Actoros-Thread"
 DEFAULT_MAX_TOKENS = 256  # the raw model's max_tokens when a request gives none
 READY_RECHECK = 1.0  # seconds a ready engine is not asked again
+SEED_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit seed, as vLLM's own server takes
+MAX_TOKENS_LIMIT = 2**31 - 1  # past any model's context; larger is a 400, not an engine error
 FAKE_MODEL = "fake"
 
 
@@ -212,6 +214,11 @@ def parse_request(body: bytes) -> ChatRequest:
         value = getattr(request, field)
         if value is not None and value < 1:
             raise bad_request(f"'{field}' must be at least 1", param=field)
+        if value is not None and value > MAX_TOKENS_LIMIT:
+            raise bad_request(f"'{field}' must be at most {MAX_TOKENS_LIMIT}", param=field)
+    low, high = SEED_RANGE
+    if request.seed is not None and not low <= request.seed <= high:
+        raise bad_request(f"'seed' must be an integer from {low} to {high}", param="seed")
     stops = _stops(request)
     if len(stops) > 4 or any(not s for s in stops):
         raise bad_request("'stop' takes at most 4 non-empty strings", param="stop")
@@ -318,49 +325,70 @@ class _Slots:
         return release
 
 
+def thread_owner(caller: Caller, agent: str) -> str:
+    """A gateway thread's owner, as the thread store keeps it: the caller's token (``null``
+    without tokens) and the agent the thread was opened for."""
+    return msgspec.json.encode({"token": caller.name, "agent": agent}).decode()
+
+
 class _Threads:
     """Opens threads for new conversations and checks the ids clients send back.
 
-    A thread id from a client is checked before any agent sees it: an agent given an unknown
-    thread would fail its turn in the thread store. Ids this gateway opened or has seen are
-    remembered (the newest ``remember`` of them); others are looked up in the store.
+    A thread belongs to whoever opened it: the caller's token (none without tokens, where
+    every caller is the same one) and the agent it was opened for (``thread_owner``, stored
+    with the thread in the thread store, so it holds across restarts). An id
+    is checked before any agent sees it: an id of no thread, or of a thread that belongs to
+    another token or agent, is the same 404, so an id tells nobody else even that it exists.
+    Ids are looked up one by one, by key (``GetThread``); the owners of the newest
+    ``remember`` ids this gateway opened or checked are remembered.
     """
 
     def __init__(self, host: Host, remember: int = 100_000) -> None:
         self.host = host
-        self.known: OrderedDict[str, None] = OrderedDict()
+        self.owners: OrderedDict[str, str | None] = OrderedDict()
         self.remember = remember
 
-    def _note(self, thread_id: str) -> None:
-        self.known[thread_id] = None
-        self.known.move_to_end(thread_id)
-        while len(self.known) > self.remember:
-            self.known.popitem(last=False)
+    def _note(self, thread_id: str, owner: str | None) -> None:
+        self.owners[thread_id] = owner
+        self.owners.move_to_end(thread_id)
+        while len(self.owners) > self.remember:
+            self.owners.popitem(last=False)
 
-    async def open(self, given: str | None, agent: str, timeout: float) -> str:
+    async def open(self, given: str | None, caller: Caller, agent: str, timeout: float) -> str:
         store = self.host.service("threads")
         if store is None:
             raise APIError(503, "the thread store is not running; retry", type="server_error",
                            code="unavailable")  # fmt: skip
+        owner = thread_owner(caller, agent)
         if given is None:
-            thread_id = await store.ask(CreateThread(title=agent), timeout=timeout)
-            self._note(thread_id)
-            return str(thread_id)
-        if given in self.known:
-            self.known.move_to_end(given)
-            return given
-        threads = await store.ask(ListThreads(), timeout=timeout)
-        for info in threads:
-            self._note(info.id)
-        if given not in self.known:
-            raise APIError(
-                404,
-                f"no thread {given!r}: send an {THREAD_HEADER} header you got back from this "
-                "gateway, or none to start a new conversation",
-                param=THREAD_HEADER,
-                code="thread_not_found",
-            )
+            created = await store.ask(CreateThread(title=agent, owner=owner), timeout=timeout)
+            thread_id = str(created)
+            self._note(thread_id, owner)
+            return thread_id
+        if given in self.owners:
+            self.owners.move_to_end(given)
+            found = self.owners[given]
+        else:
+            try:
+                info = await store.ask(GetThread(thread_id=given), timeout=timeout)
+            except ThreadNotFound:
+                raise _no_thread(given, agent) from None
+            assert isinstance(info, ThreadInfo)
+            found = info.owner
+            self._note(given, found)
+        if found != owner:
+            raise _no_thread(given, agent)
         return given
+
+
+def _no_thread(thread_id: str, agent: str) -> APIError:
+    return APIError(
+        404,
+        f"no thread {thread_id!r} of yours with {agent!r}: send an {THREAD_HEADER} header this "
+        "gateway gave you for this model, or none to start a new conversation",
+        param=THREAD_HEADER,
+        code="thread_not_found",
+    )
 
 
 class _SSEResponse(StreamingResponse):
@@ -444,7 +472,7 @@ class OpenAIAPI:
     # -- chat completions ---------------------------------------------------------------------
 
     async def chat_completions(self, request: Request) -> Response:
-        return await self._guard(request, self._interruptible(self._chat))
+        return await self._guard(request, self._chat_request)
 
     async def _guard(
         self, request: Request, handler: Callable[[Request, Caller], Awaitable[Response]]
@@ -459,52 +487,79 @@ class OpenAIAPI:
         except Exception as exc:
             error = from_exception(exc, what="the request")
             _log_error(request, caller, error, exc)
-            return error_response(error)
+            # a body too slow to arrive: the connection goes too
+            return error_response(error, headers=CLOSE if error.status == 408 else None)
 
-    @staticmethod
-    def _interruptible(
-        handler: Callable[[Request, Caller], Awaitable[Response]],
-    ) -> Callable[[Request, Caller], Awaitable[Response]]:
-        """``handler`` in a task of its own, cancelled when the client goes away (so the
-        agent's turn or the model's request it waits on is cancelled too, as vLLM's server
-        aborts) or when the gateway begins to stop (the request then gets a 503 at once,
-        not uvicorn's 500 after the grace period)."""
-
-        async def run(request: Request, caller: Caller) -> Response:
-            await request.body()  # all of it first: the watcher reads what comes after
-            task = asyncio.ensure_future(handler(request, caller))
-            gone = False
-
-            async def watch_client() -> None:
-                nonlocal gone
-                while (await request.receive())["type"] != "http.disconnect":
-                    pass
-                gone = True
-                task.cancel()
-
-            watcher = asyncio.ensure_future(watch_client())
-            forget = shutdown_of(request).watch(task.cancel)
-            try:
-                return await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if task.cancelled() and (current is None or not current.cancelling()):
-                    if gone:
-                        log.info("gateway.client_gone", path=request.url.path, token=caller.name)
-                        return Response(status_code=499)  # nobody reads it
-                    raise _stopping() from None
-                task.cancel()  # this request's own task was cancelled: pass it on
-                raise
-            finally:
-                forget()
-                watcher.cancel()
-
-        return run
-
-    async def _chat(self, request: Request, caller: Caller) -> Response:
+    async def _chat_request(self, request: Request, caller: Caller) -> Response:
+        """Take a slot, read the body, answer. The slot comes first, so at most
+        ``max_concurrent`` bodies are being read or held at once, and a request over the limit
+        is refused before its body is read."""
         release = self.slots.take()
         try:
-            body = parse_request(await request.body())
+            raw = await self._read_body(request)
+            return await self._interruptible(
+                request, caller, lambda: self._chat(request, caller, raw, release)
+            )
+        except BaseException:
+            release()
+            raise
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The whole body (``RequestGuard`` bounds its size), within ``gateway.body_timeout``."""
+        timeout = self.config.body_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await request.body()
+        except TimeoutError:
+            raise APIError(
+                408, f"the request body did not arrive within {timeout:g} s "
+                "(gateway.body_timeout)", code="body_timeout",
+            ) from None  # fmt: skip
+        except ClientDisconnect:
+            raise APIError(499, "the client closed the connection before sending its body",
+                           code="client_gone") from None  # fmt: skip
+
+    @staticmethod
+    async def _interruptible(
+        request: Request, caller: Caller, handler: Callable[[], Awaitable[Response]]
+    ) -> Response:
+        """``handler()`` in a task of its own, cancelled when the client goes away (so the
+        agent's turn or the model's request it waits on is cancelled too, as vLLM's server
+        aborts) or when the gateway begins to stop (the request then gets a 503 at once,
+        not uvicorn's 500 after the grace period). The body must be read already: the
+        watcher reads what comes after it."""
+        task = asyncio.ensure_future(handler())
+        gone = False
+
+        async def watch_client() -> None:
+            nonlocal gone
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            task.cancel()
+
+        watcher = asyncio.ensure_future(watch_client())
+        forget = shutdown_of(request).watch(task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                if gone:
+                    log.info("gateway.client_gone", path=request.url.path, token=caller.name)
+                    return Response(status_code=499)  # nobody reads it
+                raise _stopping() from None
+            task.cancel()  # this request's own task was cancelled: pass it on
+            raise
+        finally:
+            forget()
+            watcher.cancel()
+
+    async def _chat(
+        self, request: Request, caller: Caller, raw: bytes, release: Callable[[], None]
+    ) -> Response:
+        try:
+            body = parse_request(raw)
             target = self._target(body.model, caller)
             given = request.headers.get(THREAD_HEADER) or None
             if target == self.raw_model and target not in self.agent_kinds:
@@ -515,7 +570,7 @@ class OpenAIAPI:
                         param=THREAD_HEADER,
                     )
                 return await self._raw(body, release)
-            return await self._agent(body, target, given, release)
+            return await self._agent(body, caller, target, given, release)
         except BaseException:
             release()
             raise
@@ -539,7 +594,12 @@ class OpenAIAPI:
     # -- an agent -----------------------------------------------------------------------------
 
     async def _agent(
-        self, body: ChatRequest, agent: str, given: str | None, release: Callable[[], None]
+        self,
+        body: ChatRequest,
+        caller: Caller,
+        agent: str,
+        given: str | None,
+        release: Callable[[], None],
     ) -> Response:
         last = body.messages[-1]
         if _ROLES.get(last.role) != "user":
@@ -555,7 +615,7 @@ class OpenAIAPI:
         if ref is None:
             raise APIError(503, f"{what} is not running (restarting?); retry",
                            type="server_error", code="unavailable")  # fmt: skip
-        thread_id = await self.threads.open(given, agent, _left(deadline))
+        thread_id = await self.threads.open(given, caller, agent, _left(deadline))
         headers = {THREAD_HEADER: thread_id}
         if not body.stream:
             try:

@@ -12,6 +12,11 @@ answers 503 and a stream sends its last event; then it asks the server to exit, 
 responses finish for ``shutdown_grace`` seconds, and cancels what is left. If the server task
 ends on its own, the actor fails and its supervisor restarts it. Ask ``GatewayAddress()`` for
 the URL it serves (``port: 0`` binds any free port); it is logged as ``gateway.listening``.
+
+Each connection is guarded below the app (``connections.py``): its request headers must
+arrive within ``gateway.header_timeout``, and at most ``gateway.max_connections`` are served
+at once. Each is a file descriptor: the start warns (``gateway.fd_limit``) when the process's
+descriptor limit cannot hold that many beside the rest of the system.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import errno
 import logging
 import math
+import resource
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,6 +40,7 @@ from actoros.config import ConfigError, GatewayConfig, Problem
 from actoros.core import Actor, Context
 
 from .app import build_app
+from .connections import guarded_protocol
 from .host import Host
 from .shutdown import Shutdown
 
@@ -46,6 +53,9 @@ log = structlog.get_logger("actoros.gateway")
 # request sent on a connection the server is closing at that moment fails ("Connection
 # error") and the openai client must retry it.
 KEEP_ALIVE = 75
+# File descriptors kept for the rest of the process (SQLite files, the engine's pipes and
+# sockets, tools) beside the gateway's connections.
+FD_RESERVE = 256
 
 
 class GatewayAddress(msgspec.Struct, frozen=True):
@@ -106,6 +116,7 @@ class GatewayActor(Actor):
         _route_uvicorn_logs()
         app = self.app_factory(self.host)  # a config problem (an unset token env) raises here
         self._shutdown = app.state.shutdown = Shutdown()
+        _check_fd_limit(self.config.max_connections)
         self._socket = sock = _bind(self.config.host, self.config.port)
         try:
             bound_host, bound_port = sock.getsockname()[:2]
@@ -118,6 +129,11 @@ class GatewayActor(Actor):
                     timeout_graceful_shutdown=math.ceil(self.shutdown_grace),
                     timeout_keep_alive=KEEP_ALIVE,
                     server_header=False,
+                    http=guarded_protocol(
+                        header_timeout=self.config.header_timeout,
+                        max_connections=self.config.max_connections,
+                    ),
+                    ws="none",  # no WebSocket routes: an upgrade request is a plain request
                 )
             )
             self._server = server
@@ -171,6 +187,16 @@ class GatewayActor(Actor):
         finally:
             if self._socket is not None:  # uvicorn closes it, unless its task died first
                 self._socket.close()
+
+
+def _check_fd_limit(max_connections: int) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < max_connections + FD_RESERVE:
+        log.warning(
+            "gateway.fd_limit", max_connections=max_connections, fd_limit=soft,
+            fix=f"raise the limit (ulimit -n {max_connections + FD_RESERVE}) or lower "
+            "gateway.max_connections",
+        )  # fmt: skip
 
 
 def _bind(host: str, port: int) -> socket.socket:

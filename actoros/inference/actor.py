@@ -11,6 +11,9 @@ turn), at most ``max_waiting`` of them — beyond that a request fails with ``Ov
 Cancellation: when an ask ends before its reply (timeout, cancelled), or the requesting actor
 stops, the engine request is aborted; nothing is left running for nobody.
 
+Rendering (chat template, tokenizer): a short prompt is rendered on the loop; a long one in
+the actor's render thread (``RENDER_INLINE_CHARS``), so a huge prompt never stalls the loop.
+
 Failure: a prompt that does not fit fails that request with ``PromptTooLong``. When the engine
 dies, every waiting and in-flight request fails with ``EngineUnavailable`` and the actor fails,
 so its supervisor restarts it with a fresh engine.
@@ -19,6 +22,7 @@ so its supervisor restarts it with a fresh engine.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import itertools
 import time
@@ -39,6 +43,11 @@ from .messages import Completion, Generate, InferenceRequestDone, Timings, Token
 log = structlog.get_logger("actoros.inference")
 
 _ids = itertools.count(1)
+
+RENDER_INLINE_CHARS = 4096
+"""Prompts of up to this many characters are rendered on the loop (a millisecond or two with
+a real tokenizer); longer ones in the actor's one render thread (the tokenizer releases the
+GIL): a 1 MiB prompt takes about a second to tokenize, during which every actor would stop."""
 
 
 class InferenceStats(msgspec.Struct, frozen=True):
@@ -182,6 +191,7 @@ class InferenceActor(Actor):
         self.max_in_flight = max_in_flight or 1
         self._log_every = log_every  # seconds between ``inference.stats`` lines while busy
         self._reporter: asyncio.Task[None] | None = None
+        self._renderer = concurrent.futures.ThreadPoolExecutor(1, "actoros-render")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -248,6 +258,7 @@ class InferenceActor(Actor):
                 await engine.shutdown()
             except Exception as exc:
                 log.warning("inference.engine_shutdown_failed", error=repr(exc))
+        self._renderer.shutdown(wait=False, cancel_futures=True)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -321,6 +332,15 @@ class InferenceActor(Actor):
             # a task cancelled before its first step never runs _run's cleanup: do it here too
             task.add_done_callback(functools.partial(self._task_done, request))
 
+    async def _render(self, engine: Engine, gen: Generate) -> tuple[Any, int]:
+        if gen.prompt is not None:
+            chars = len(gen.prompt)
+        else:
+            chars = sum(len(m.content) for m in gen.messages or ())
+        if chars <= RENDER_INLINE_CHARS:
+            return engine.render(gen)
+        return await asyncio.get_running_loop().run_in_executor(self._renderer, engine.render, gen)
+
     async def _run(self, request: _Request) -> None:
         engine = self.engine
         assert engine is not None
@@ -329,7 +349,7 @@ class InferenceActor(Actor):
         index = 0
         finish_reason = "abort"
         try:
-            prompt, request.prompt_tokens = engine.render(gen)
+            prompt, request.prompt_tokens = await self._render(engine, gen)
             if request.prompt_tokens + gen.max_tokens > engine.max_model_len:
                 raise PromptTooLong(request.prompt_tokens, gen.max_tokens, engine.max_model_len)
             async for out in engine.generate(request.id, prompt, gen):

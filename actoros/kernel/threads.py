@@ -2,10 +2,10 @@
 
 A thread is an ordered list of ``ThreadMessage`` (role, content, agent, tool calls, timestamp)
 in SQLite. ``ThreadStore`` is the actor that serves ``CreateThread``, ``Append``, ``Read``,
-``ListThreads`` and ``BuildPrompt``; its database calls run on one writer thread, in order.
-A message larger than ``max_message_bytes`` (its content's UTF-8 plus its tool calls' JSON;
-default ``MAX_MESSAGE_BYTES``, 1 MiB) is refused with ``MessageTooLarge`` naming its size and
-the limit, and nothing of that ``Append`` is stored.
+``GetThread``, ``ListThreads`` and ``BuildPrompt``; its database calls run on one writer
+thread, in order. A message larger than ``max_message_bytes`` (its content's UTF-8 plus its
+tool calls' JSON; default ``MAX_MESSAGE_BYTES``, 1 MiB) is refused with ``MessageTooLarge``
+naming its size and the limit, and nothing of that ``Append`` is stored.
 
 Prompt building (``build_prompt``, a plain function the actor calls): the thread keeps every
 message; the prompt is ``[system, summary note, the most recent turns that fit]``. When the
@@ -37,6 +37,7 @@ __all__ = [
     "Append",
     "BuildPrompt",
     "CreateThread",
+    "GetThread",
     "ListThreads",
     "MAX_MESSAGE_BYTES",
     "MessageTooLarge",
@@ -88,12 +89,21 @@ class ThreadInfo(msgspec.Struct, frozen=True, kw_only=True):
     created: float
     updated: float
     messages: int
+    owner: str | None = None
 
 
 class CreateThread(msgspec.Struct, frozen=True, kw_only=True):
-    """Reply: the new thread's id."""
+    """Reply: the new thread's id. ``owner``: who may use it, as the creator spells it (the
+    gateway: its caller and agent); the store keeps it and ``GetThread`` reports it."""
 
     title: str | None = None
+    owner: str | None = None
+
+
+class GetThread(msgspec.Struct, frozen=True, kw_only=True):
+    """Reply: the ``ThreadInfo`` of one thread, looked up by id (``ThreadNotFound`` if none)."""
+
+    thread_id: str
 
 
 class Append(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,7 +254,8 @@ CREATE TABLE IF NOT EXISTS threads (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     summary TEXT,
-    summary_upto INTEGER NOT NULL DEFAULT 0
+    summary_upto INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -303,6 +314,7 @@ class ThreadStore(Actor):
 
     async def on_start(self) -> None:
         await self._db.start()
+        await self._db.call(_add_owner_column)
 
     async def on_stop(self) -> None:
         for task in list(self._builds):
@@ -312,8 +324,10 @@ class ThreadStore(Actor):
     async def receive(self, message: Any, ctx: Context) -> Any:
         try:
             match message:
-                case CreateThread(title=title):
-                    return await self._db.call(lambda conn: self._create(conn, title))
+                case CreateThread(title=title, owner=owner):
+                    return await self._db.call(lambda conn: self._create(conn, title, owner))
+                case GetThread(thread_id=thread_id):
+                    return await self._db.call(lambda conn: _info(conn, thread_id))
                 case Append(thread_id=thread_id, messages=messages):
                     limit = self.max_message_bytes
                     return await self._db.call(
@@ -385,11 +399,11 @@ class ThreadStore(Actor):
         return prompt
 
     @staticmethod
-    def _create(conn: sqlite3.Connection, title: str | None) -> str:
+    def _create(conn: sqlite3.Connection, title: str | None, owner: str | None) -> str:
         thread_id, now = uuid.uuid4().hex, time.time()
         conn.execute(
-            "INSERT INTO threads (id, title, created, updated) VALUES (?, ?, ?, ?)",
-            (thread_id, title, now, now),
+            "INSERT INTO threads (id, title, created, updated, owner) VALUES (?, ?, ?, ?, ?)",
+            (thread_id, title, now, now, owner),
         )
         return thread_id
 
@@ -430,11 +444,32 @@ class ThreadStore(Actor):
 
     @staticmethod
     def _list(conn: sqlite3.Connection) -> list[ThreadInfo]:
-        rows = conn.execute(
-            "SELECT t.id, t.title, t.created, t.updated,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id)"
-            " FROM threads t ORDER BY t.created, t.rowid"
-        )
-        return [
-            ThreadInfo(id=r[0], title=r[1], created=r[2], updated=r[3], messages=r[4]) for r in rows
-        ]
+        rows = conn.execute(f"SELECT {_INFO} FROM threads t ORDER BY t.created, t.rowid")
+        return [_as_info(r) for r in rows]
+
+
+_INFO = (
+    "t.id, t.title, t.created, t.updated, t.owner,"
+    " (SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id)"
+)
+
+
+def _as_info(r: tuple[Any, ...]) -> ThreadInfo:
+    return ThreadInfo(
+        id=r[0], title=r[1], created=r[2], updated=r[3], owner=r[4], messages=r[5]
+    )
+
+
+def _info(conn: sqlite3.Connection, thread_id: str) -> ThreadInfo:
+    """One thread's info by its primary key: a lookup, whatever the number of threads."""
+    row = conn.execute(f"SELECT {_INFO} FROM threads t WHERE t.id = ?", (thread_id,)).fetchone()
+    if row is None:
+        raise ThreadNotFound(f"no thread {thread_id!r}")
+    return _as_info(row)
+
+
+def _add_owner_column(conn: sqlite3.Connection) -> None:
+    """Threads files made before threads had owners get the column (their threads: none)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(threads)")}
+    if "owner" not in columns:
+        conn.execute("ALTER TABLE threads ADD COLUMN owner TEXT")

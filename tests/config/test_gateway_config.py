@@ -120,6 +120,10 @@ def test_a_group_may_not_take_the_gateways_name() -> None:
         ("gateway: {port: 70000}\n", "5: gateway.port: Expected 'int' <= 65535"),
         ("gateway: {max_concurrent: 0}\n", "5: gateway.max_concurrent: Expected 'int' >= 1"),
         ("gateway: {request_timeout: 0}\n", "5: gateway.request_timeout: Expected 'float' > 0.0"),
+        ("gateway: {max_body_bytes: 10}\n", "5: gateway.max_body_bytes: Expected 'int' >= 1024"),
+        ("gateway: {header_timeout: 0}\n", "5: gateway.header_timeout: Expected 'float' > 0.0"),
+        ("gateway: {body_timeout: .inf}\n", "5: gateway.body_timeout: Expected 'float' <= 3600.0"),
+        ("gateway: {max_connections: 0}\n", "5: gateway.max_connections: Expected 'int' >= 1"),
         ("gateway: {tokens: [{token: x}]}\n", "5: gateway.tokens[0]: missing required key 'name'"),
     ],
 )
@@ -129,8 +133,8 @@ def test_bad_values_are_decode_problems(text: str, line: str) -> None:
 
 def test_an_unknown_gateway_key_lists_the_known_ones() -> None:
     assert problems("gateway: {prot: 80}\n") == [
-        "5: gateway.prot: unknown key (known: allow_raw_model, host, max_concurrent, port, "
-        "request_timeout, tokens)"
+        "5: gateway.prot: unknown key (known: allow_raw_model, body_timeout, header_timeout, "
+        "host, max_body_bytes, max_concurrent, max_connections, port, request_timeout, tokens)"
     ]
 
 

@@ -14,6 +14,9 @@ merges into the gateway section, other keys replace a whole section). The agents
 
 ``allow_raw_model`` is on: ``model="fake"`` goes to the inference actor itself. No tokens:
 the gateway listens on 127.0.0.1 without auth, as the config checks demand.
+
+``RawConnection`` is a plain TCP connection to a gateway, for what no HTTP client sends (half
+a request, a body that never ends, nothing at all).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import msgspec
 import openai
 import pytest_asyncio
 import yaml
@@ -114,6 +119,60 @@ class RunningGateway:
     async def close(self) -> None:
         for client in self._clients:
             await client.close()
+
+
+class RawConnection:
+    """A TCP connection to ``url``'s host and port: send bytes, read one response, or wait for
+    the server to close it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, url: str) -> RawConnection:
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        return cls(*await asyncio.open_connection(parts.hostname, parts.port))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, str], Any]:
+        """The next response: status, headers (lower-case names), body (JSON decoded if it
+        is JSON)."""
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *lines = head.split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name:
+                headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("content-type", "").startswith("application/json"):
+            return int(status_line.split()[1]), headers, msgspec.json.decode(body)
+        return int(status_line.split()[1]), headers, body
+
+    async def closed(self) -> None:
+        """Return once the server has closed the connection (whatever it sent before)."""
+        try:
+            while await self.reader.read(65536):
+                pass
+        except ConnectionResetError:
+            pass
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def chat_post(content_length: int, start: bytes = b"") -> bytes:
+    """A chat-completions ``POST``'s head announcing ``content_length`` bytes of JSON body,
+    then ``start``, the body's first bytes (the rest is for the test to send, or not)."""
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+        b"application/json\r\nContent-Length: %d\r\n\r\n" % content_length + start
+    )
 
 
 def config_text(**sections: Any) -> str:

@@ -464,7 +464,7 @@ async def test_openmetrics_is_served_when_asked_for(host: System, scrape: Scrape
 async def test_the_gateway_app_serves_metrics(host: System) -> None:
     app = build_app(host)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.get("/metrics")
     assert response.status_code == 200
     samples = parse(response.text)

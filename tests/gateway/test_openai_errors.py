@@ -13,7 +13,7 @@ import pytest
 
 from actoros.gateway import THREAD_HEADER
 
-from .conftest import RunningGateway, start_gateway
+from .conftest import RawConnection, RunningGateway, chat_post, start_gateway
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -77,9 +77,24 @@ def body(error: openai.APIStatusError) -> dict[str, Any]:
             {"model": "fake", "messages": USER, "max_tokens": 5000},
             "messages", "context_length_exceeded", "context is 4096 tokens",
         ),
+        # integers past what an engine takes: a 400 here, not an engine's 500 (issue 9)
+        ({"model": "fake", "messages": USER, "seed": 2**70}, "seed", None, "from -9223372"),
+        ({"model": "fake", "messages": USER, "seed": -(2**63) - 1}, "seed", None, "integer from"),
+        ({"model": "echo", "messages": USER, "seed": 2**64}, "seed", None, "integer from"),
+        ({"model": "fake", "messages": USER, "max_tokens": 2**70}, "max_tokens", None, "at most"),
+        (
+            {"model": "fake", "messages": USER, "max_completion_tokens": 2**31},
+            "max_completion_tokens", None, "at most 2147483647",
+        ),
+        ({"model": "fake", "messages": USER, "n": 2**70}, "n", "unsupported_parameter", "n=1"),
+        (
+            {"model": "fake", "messages": USER, "logprobs": True, "top_logprobs": 2**70},
+            "logprobs", "unsupported_parameter", "not supported",
+        ),
     ],
     ids=["unknown-model", "no-messages", "n", "tools", "temperature", "max-tokens",
-         "last-not-user", "role", "image", "context"],
+         "last-not-user", "role", "image", "context", "seed-huge", "seed-below", "seed-agent",
+         "max-tokens-huge", "max-completion-tokens-huge", "n-huge", "top-logprobs-huge"],
 )  # fmt: skip
 async def test_bad_requests_are_400_naming_the_field(
     gateway: RunningGateway,
@@ -121,6 +136,21 @@ async def test_a_body_of_the_wrong_shape_is_400(gateway: RunningGateway) -> None
     with pytest.raises(openai.BadRequestError) as missing:
         await client.post("/chat/completions", body={"messages": USER}, cast_to=object)
     assert "missing required field 'model'" in body(missing.value)["message"]
+    await still_serving(gateway)
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+async def test_a_float_past_a_double_is_400(gateway: RunningGateway, field: str) -> None:
+    client = gateway.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.post(
+            "/chat/completions",
+            cast_to=object,
+            content=f'{{"model": "fake", "messages": {USER}, "{field}": 1e400}}'.replace("'", '"'),
+            options={"headers": {"Content-Type": "application/json"}},
+        )
+    error = body(caught.value)
+    assert error["param"] == field and "out of range" in error["message"]
     await still_serving(gateway)
 
 
@@ -205,6 +235,44 @@ async def test_more_requests_than_max_concurrent_get_429(tmp_path: Path) -> None
         gateway.gate.open()
         assert (await held).choices[0].message.content == "released"
         await still_serving(gateway)  # one at a time: the slot was given back
+
+
+async def test_a_request_over_max_concurrent_is_refused_before_its_body_is_read(
+    tmp_path: Path,
+) -> None:
+    async with start_gateway(tmp_path, gateway={"max_concurrent": 1}) as gateway:
+        client = gateway.client()
+        held = asyncio.ensure_future(client.chat.completions.create(model="hold", messages=USER))
+        await gateway.gate.entered.wait()
+        raw = await RawConnection.open(gateway.url)
+        try:
+            # a body announced and never sent: the 429 must not wait for it
+            await raw.send(chat_post(500_000, b"{"))
+            status, _, answer = await asyncio.wait_for(raw.response(), 10)
+            assert status == 429 and answer["error"]["code"] == "rate_limit_exceeded"
+        finally:
+            raw.close()
+        gateway.gate.open()
+        assert (await held).choices[0].message.content == "released"
+        await still_serving(gateway)
+
+
+async def test_a_body_slower_than_body_timeout_is_408_and_frees_its_slot(
+    tmp_path: Path,
+) -> None:
+    limits = {"max_concurrent": 1, "body_timeout": 0.3}
+    async with start_gateway(tmp_path, gateway=limits) as gateway:
+        raw = await RawConnection.open(gateway.url)
+        try:
+            await raw.send(chat_post(100, b'{"model"'))
+            status, headers, answer = await asyncio.wait_for(raw.response(), 10)
+            assert status == 408 and headers["connection"] == "close"
+            assert answer["error"]["code"] == "body_timeout"
+            assert "gateway.body_timeout" in answer["error"]["message"]
+            await asyncio.wait_for(raw.closed(), 10)
+        finally:
+            raw.close()
+        await still_serving(gateway)  # the one slot is free again
 
 
 async def test_a_held_stream_holds_its_slot_until_it_ends(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ caught in flight; no assertion depends on how long anything took.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -561,6 +562,40 @@ async def test_a_prompt_too_long_fails_that_request_and_names_both_lengths(
     assert completion.usage.prompt_tokens == 10
     assert (await stats(llm)).failed == 2
     assert len(engines.built) == 1
+
+
+LONG_PROMPT = "x" * 100_000  # one fake-engine token, but 100,000 characters to tokenize
+
+
+class SlowRenderEngine(FakeEngine):
+    """A ``FakeEngine`` whose render of ``LONG_PROMPT`` blocks its thread until the test sets
+    ``released`` (from the loop) or 5 s pass; ``blocked_loop`` says the 5 s passed: the
+    render ran on the loop, which then could not serve the request that sets ``released``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        self.blocked_loop = False
+
+    def render(self, gen: Generate) -> tuple[str, int]:
+        if gen.prompt == LONG_PROMPT:
+            self.blocked_loop = not self.released.wait(timeout=5)
+        return super().render(gen)
+
+
+async def test_a_long_prompt_renders_off_the_loop_while_short_ones_are_served(
+    rt_system: ActorSystem,
+) -> None:
+    engine = SlowRenderEngine()
+    llm = await rt_system.spawn(InferenceActor, lambda: engine, name="llm")
+    long = asyncio.ensure_future(llm.ask(Generate(prompt=LONG_PROMPT, max_tokens=2), timeout=8))
+    short = await llm.ask(Generate(prompt="hello", max_tokens=2), timeout=8)
+    assert short.usage.completion_tokens == 2
+    assert not long.done()  # its render still waits for the test
+    engine.released.set()
+    completion = await long
+    assert completion.usage.prompt_tokens == 1
+    assert not engine.blocked_loop
 
 
 async def test_engine_death_fails_every_request_and_the_actor_restarts_with_a_fresh_engine(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from actoros.kernel.threads import (
     Append,
     BuildPrompt,
     CreateThread,
+    GetThread,
     ListThreads,
     MessageTooLarge,
     NewMessage,
@@ -120,6 +122,50 @@ async def test_the_default_message_limit_is_one_mebibyte(system: ActorSystem):
         await store.ask(Append(thread_id=tid, messages=[big]))
     limit = NewMessage(role="user", content="z" * MAX_MESSAGE_BYTES)
     assert len(await store.ask(Append(thread_id=tid, messages=[limit]))) == 1
+
+
+async def test_get_thread_answers_one_threads_info_with_its_owner(system: ActorSystem):
+    store = await system.spawn(ThreadStore, Summaries(), name="threads")
+    mine = await store.ask(CreateThread(title="faq", owner="alice"))
+    await store.ask(Append(thread_id=mine, messages=[NewMessage(role="user", content="hi")]))
+    anyones = await store.ask(CreateThread())
+    info = await store.ask(GetThread(thread_id=mine))
+    assert (info.id, info.title, info.owner, info.messages) == (mine, "faq", "alice", 1)
+    assert (await store.ask(GetThread(thread_id=anyones))).owner is None
+    assert [i.owner for i in await store.ask(ListThreads())] == ["alice", None]
+    with pytest.raises(ThreadNotFound):
+        await store.ask(GetThread(thread_id="nope"))
+
+
+def test_get_thread_is_a_lookup_by_key_not_a_scan() -> None:
+    from actoros.kernel.threads import _SCHEMA, _info
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(_SCHEMA)
+    plans: list[str] = []
+    conn.set_trace_callback(plans.append)
+    with pytest.raises(ThreadNotFound):
+        _info(conn, "nope")
+    (query,) = plans
+    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + query))
+    assert "SEARCH t USING" in plan and "(id=?)" in plan, plan  # the primary key's index
+    assert "SCAN t" not in plan, plan
+
+
+async def test_a_threads_file_from_before_owners_gets_the_column(tmp_path: Path):
+    db = tmp_path / "threads.db"
+    old = sqlite3.connect(db)
+    old.executescript(
+        "CREATE TABLE threads (id TEXT PRIMARY KEY, title TEXT, created REAL NOT NULL,"
+        " updated REAL NOT NULL, summary TEXT, summary_upto INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO threads (id, title, created, updated) VALUES ('old', 'faq', 1, 1);"
+    )
+    old.close()
+    async with ActorSystem("a") as system:
+        store = await system.spawn(ThreadStore, Summaries(), str(db))
+        assert (await store.ask(GetThread(thread_id="old"))).owner is None
+        new = await store.ask(CreateThread(owner="bob"))
+        assert (await store.ask(GetThread(thread_id=new))).owner == "bob"
 
 
 async def test_threads_persist_across_store_restarts(tmp_path: Path):
