@@ -2,7 +2,8 @@
 
 A ``Task`` (``kind``, JSON ``payload``, ``priority``, ``id``) is submitted with ``Submit`` (the
 reply is the task id, once the task is journaled) or ``SubmitAndWait`` (the reply is its
-``TaskResult``). The ``Scheduler`` keeps a queue — FIFO, or by ``priority`` (lower value first,
+``TaskResult``); ``Wait(id)`` waits for the result of a task submitted before, by id alone.
+The ``Scheduler`` keeps a queue — FIFO, or by ``priority`` (lower value first,
 FIFO within a value, like a priority mailbox) — and hands each task to an idle ``Worker``, a
 child actor that runs the handler registered for the task's kind (``async (task) -> result``).
 Results go back to whoever waits: every ``SubmitAndWait`` asker of that id, and, with
@@ -72,6 +73,7 @@ __all__ = [
     "TaskInterrupted",
     "TaskQueue",
     "TaskResult",
+    "Wait",
     "Worker",
     "journaled_results",
     "task_digest",
@@ -101,6 +103,15 @@ class SubmitAndWait(msgspec.Struct, frozen=True, kw_only=True):
     """Queue a task (or join one with the same id); the reply is its ``TaskResult``."""
 
     task: Task
+
+
+class Wait(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``TaskResult`` of the task ``id`` submitted before, once it finishes (at once when
+    the journal holds it as finished). An id the scheduler does not know fails the ask with
+    ``LookupError``. Unlike a ``SubmitAndWait``, it asks nothing: it never runs a task (an
+    interrupted one waits for the next start)."""
+
+    id: str
 
 
 class Stats(msgspec.Struct, frozen=True, kw_only=True):
@@ -478,6 +489,16 @@ class Scheduler(Actor):
                 self._accept(task)
                 self._waiters.setdefault(task.id, []).append(ctx.defer_reply())
                 return None
+            case Wait(id=task_id):
+                reply = ctx.defer_reply()
+                status = self._status.get(task_id)
+                if status is None:
+                    reply.fail(LookupError(f"the scheduler knows no task {task_id!r}"))
+                    return None
+                self._waiters.setdefault(task_id, []).append(reply)
+                if status in ("done", "failed"):
+                    self._answer_from_journal(task_id)
+                return None
             case _Finished(worker=worker, result=result, digest=digest):
                 if self._digest.get(result.id) != digest:  # an old version, replaced meanwhile
                     self._free(worker)
@@ -487,7 +508,7 @@ class Scheduler(Actor):
                 # The worker gets its next task only once this result is on disk: after a
                 # crash at most one finished-but-unjournaled task per worker runs again.
                 def journaled(fut: Any) -> None:
-                    self._deliver(result, fut)
+                    self._deliver(result, fut, digest)
                     self._free(worker)
 
                 self._db.submit(_finish(result)).add_done_callback(journaled)
@@ -538,9 +559,7 @@ class Scheduler(Actor):
         if status is not None and self._digest.get(task_id) != digest:
             return self._replace(task, digest)
         if status in ("done", "failed"):
-            stored = self._db.submit(_read_result(task_id))
-            stored.add_done_callback(lambda f: self._deliver_stored(task_id, f))
-            return stored
+            return self._answer_from_journal(task_id)
         if status is not None:  # queued or running: the waiter joins it
             held = self._held.pop(task_id, None)
             if held is not None:  # interrupted earlier: asked for again, so it runs again
@@ -578,7 +597,9 @@ class Scheduler(Actor):
             error = f"no handler for task kind {task.kind!r} (known: {known})"
             result = TaskResult(id=task_id, status="failed", error=error)
             self._status[task_id] = "failed"
-            self._db.submit(_finish(result)).add_done_callback(lambda f: self._deliver(result, f))
+            digest = self._digest[task_id]
+            done = self._db.submit(_finish(result))
+            done.add_done_callback(lambda f: self._deliver(result, f, digest))
             return journaled
         self._enqueue(task)
         self._dispatch()
@@ -622,6 +643,9 @@ class Scheduler(Actor):
         def journaled(fut: Any) -> None:
             if not fut.cancelled() and fut.exception() is not None:
                 log.error("journal write failed", task=task_id, error=str(fut.exception()))
+            if self._digest.get(task_id) != digest:  # replaced meanwhile: not its waiters
+                self._free(worker)
+                return
             for reply in self._waiters.pop(task_id, ()):
                 reply.fail(ActorStopped(
                     f"task {task_id} was interrupted before it finished ({reason}); the journal "
@@ -632,18 +656,32 @@ class Scheduler(Actor):
 
         self._db.submit(_requeue(task_id, digest)).add_done_callback(journaled)
 
-    def _deliver_stored(self, task_id: str, fut: Any) -> None:
-        if fut.cancelled():
-            return
-        if fut.exception() is not None:
-            self._deliver(TaskResult(id=task_id, status="failed", error=str(fut.exception())))
-        else:
-            self._deliver(fut.result())
+    def _answer_from_journal(self, task_id: str) -> asyncio.Future[TaskResult]:
+        """Deliver the finished task's stored result to whoever waits for it (once read)."""
+        digest = self._digest[task_id]
 
-    def _deliver(self, result: TaskResult, journaled: Any = None) -> None:
-        """Answer everyone waiting for ``result.id`` (after the result reached the journal)."""
+        def read(fut: asyncio.Future[TaskResult]) -> None:
+            if fut.cancelled():
+                return
+            error = fut.exception()
+            if error is not None:
+                failed = TaskResult(id=task_id, status="failed", error=str(error))
+                self._deliver(failed, digest=digest)
+            else:
+                self._deliver(fut.result(), digest=digest)
+
+        stored = self._db.submit(_read_result(task_id))
+        stored.add_done_callback(read)
+        return stored
+
+    def _deliver(self, result: TaskResult, journaled: Any = None, digest: str = "") -> None:
+        """Answer everyone waiting for ``result.id`` (after the result reached the journal),
+        unless the task was replaced meanwhile by one that asks something else (its waiters
+        wait for the new version; ``digest`` says which version ``result`` is of)."""
         if journaled is not None and not journaled.cancelled() and journaled.exception():
             log.error("journal write failed", task=result.id, error=str(journaled.exception()))
+        if self._digest.get(result.id) != digest:
+            return
         for reply in self._waiters.pop(result.id, ()):
             reply.resolve(result)
         for ref in self._notify.pop(result.id, ()):

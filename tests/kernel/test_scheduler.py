@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -300,6 +301,16 @@ async def test_waiters_learn_of_a_scheduler_restart_and_can_wait_again(tmp_path:
         assert runs == 2  # killed while running, so run again (at least once)
 
 
+def recording_double(runs: list[int]) -> Callable[[Task], Awaitable[int]]:
+    """A ``double`` handler that records each ``x`` it is run with."""
+
+    async def count_double(task: Task) -> int:
+        runs.append(task.payload["x"])
+        return task.payload["x"] * 2
+
+    return count_double
+
+
 def journal_rows(db: str) -> dict[str, tuple[str, int]]:
     """id -> (status, attempts), read from the journal file."""
     import sqlite3
@@ -392,10 +403,7 @@ async def test_a_finished_id_that_asks_something_else_runs_again(tmp_path: Path)
     is run (and replaces the stored result); the old answer is never served for it."""
     db = str(tmp_path / "tasks.db")
     runs: list[int] = []
-
-    async def count_double(task: Task) -> int:
-        runs.append(task.payload["x"])
-        return task.payload["x"] * 2
+    count_double = recording_double(runs)
 
     async with ActorSystem("a") as system:
         sched = await system.spawn(Scheduler, {"d": count_double}, db)
@@ -492,10 +500,7 @@ async def test_a_journal_written_before_digests_is_upgraded_in_place(tmp_path: P
             " ('changed', 'd', '{\"x\": 1}', 0, 'done', '2', 0, 0);"
         )
     runs: list[int] = []
-
-    async def count_double(task: Task) -> int:
-        runs.append(task.payload["x"])
-        return task.payload["x"] * 2
+    count_double = recording_double(runs)
 
     async with ActorSystem("a") as system:
         sched = await system.spawn(Scheduler, {"d": count_double}, db)
@@ -531,3 +536,44 @@ def test_task_digest_depends_on_what_is_asked_not_on_key_order():
     assert task_digest("k", {"a": 1, "b": [1, 2]}) == task_digest("k", {"b": [1, 2], "a": 1})
     assert task_digest("k", {"a": 1}) != task_digest("k", {"a": 2})
     assert task_digest("k", {"a": 1}) != task_digest("j", {"a": 1})
+
+
+async def test_wait_gives_the_result_of_a_known_id_without_asking_anything(tmp_path: Path):
+    from actoros.kernel.scheduler import Wait
+
+    db = str(tmp_path / "tasks.db")
+    gate = asyncio.Event()
+
+    async def gated(task: Task) -> int:
+        await gate.wait()
+        return task.payload["x"] * 2
+
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"g": gated}, db)
+        await sched.ask(Submit(task=Task(kind="g", id="t", payload={"x": 5})))
+        waiting = asyncio.ensure_future(sched.ask(Wait(id="t")))
+        await sched.ask(Stats())
+        assert not waiting.done()
+        gate.set()
+        assert await waiting == TaskResult(id="t", status="done", result=10)
+        with pytest.raises(LookupError, match="knows no task 'nope'"):
+            await sched.ask(Wait(id="nope"))
+    async with ActorSystem("b") as system:  # finished: answered from the journal
+        sched = await system.spawn(Scheduler, {"g": gated}, db)
+        assert await sched.ask(Wait(id="t")) == TaskResult(id="t", status="done", result=10)
+
+
+async def test_a_new_version_submitted_while_the_old_result_is_journaled_gets_its_own(
+    system: ActorSystem,
+):
+    """The old version's result reaches its waiters only after the journal write; a new
+    version submitted in between must not be answered with it."""
+
+    async def shout(task: Task) -> str:
+        return str(task.payload["text"]).upper()
+
+    sched = await system.spawn(Scheduler, {"shout": shout}, workers=1)
+    for i in range(20):  # the old result is on its way to the journal when the new one comes
+        task_id = await sched.ask(Submit(task=Task(kind="shout", payload={"text": f"a{i}"})))
+        new = Task(kind="shout", id=task_id, payload={"text": f"b{i}"})
+        assert (await sched.ask(SubmitAndWait(task=new))).result == f"B{i}"
