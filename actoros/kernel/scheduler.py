@@ -243,7 +243,7 @@ def _digest_old_rows(conn: sqlite3.Connection) -> None:
 class _State(msgspec.Struct):
     """The journal as loaded at start: tasks to resume, then status and digest by id."""
 
-    pending: list[tuple[Task, str]]
+    pending: list[Task]
     status: dict[str, Status]
     digest: dict[str, str]
 
@@ -251,16 +251,17 @@ class _State(msgspec.Struct):
 def _load_state(conn: sqlite3.Connection) -> _State:
     _digest_old_rows(conn)
     pending = [
-        (Task(id=row[0], kind=row[1], payload=msgspec.json.decode(row[2]), priority=row[3]), row[4])
+        Task(id=row[0], kind=row[1], payload=msgspec.json.decode(row[2]), priority=row[3])
         for row in conn.execute(
-            "SELECT id, kind, payload, priority, digest FROM tasks"
+            "SELECT id, kind, payload, priority FROM tasks"
             " WHERE status IN ('queued', 'running') ORDER BY seq"
         )
     ]
-    status, digest = {}, {}
-    for task_id, task_status, task_digest_ in conn.execute("SELECT id, status, digest FROM tasks"):
+    status: dict[str, Status] = {}
+    digest: dict[str, str] = {}
+    for task_id, task_status, what in conn.execute("SELECT id, status, digest FROM tasks"):
         status[task_id] = task_status
-        digest[task_id] = task_digest_
+        digest[task_id] = what
     return _State(pending, status, digest)
 
 
@@ -448,7 +449,7 @@ class Scheduler(Actor):
         await self._db.start()
         state = await self._db.call(_load_state)
         self._status, self._digest = state.status, state.digest
-        for task, _ in state.pending:
+        for task in state.pending:
             assert task.id is not None
             self._status[task.id] = "queued"
             self._enqueue(task)
