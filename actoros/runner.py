@@ -13,14 +13,25 @@
 3. with a ``gateway`` section, ``/gateway``: the HTTP server (OpenAI-compatible API, metrics,
    live page). It serves while the workload runs, or until ``stop_event`` without one.
 
+One process owns a state dir: ``start_system`` locks it (``StateDirLock``) before any of its
+SQLite files opens, and a second system on the same dir is a ``ConfigError`` naming the
+holder's pid. A SQLite file that cannot be opened is a ``ConfigError`` naming the file.
+
 Then the workload: each task goes through the scheduler as a durable ``workload`` task (id
-``workload:<task id>``) whose handler asks the named agent, at most ``concurrency`` at once,
-each bounded by ``timeout``. A task's outcome — the reply or the error — is journaled, so a
-run killed midway resumes the unfinished tasks on the next run and answers finished ones from
-the journal without asking the agent again (``fresh=True``, ``actoros run --fresh``: the
-journal's finished workload tasks are forgotten first, so every task is asked again; tasks a
-killed run left unfinished still resume). Each result is written to ``out`` as one JSON line
-``{"id", "agent", "input", "output" | "error", "seconds"}`` in completion order.
+``workload:<task id>``, payload its agent and input) whose handler asks the named agent, at
+most ``concurrency`` at once, each bounded by ``timeout``. A task's outcome — the reply or the
+error — is journaled, so a run killed midway resumes the unfinished tasks on the next run and
+answers finished ones from the journal without asking the agent again, as long as the task
+still asks the same agent the same input (otherwise it runs again). Ids not given in the
+workload come from what the task asks (``task-<digest>``, ``-2``, ``-3``... for repeats), so
+inserting or removing a line changes no other task's id (``fresh=True``, ``actoros run
+--fresh``: the journal's finished workload tasks are forgotten first, so every task is asked
+again; tasks a killed run left unfinished still resume). A stop (``stop_event``, Ctrl-C,
+SIGTERM) is not an outcome: once the system is stopping, a task whose agent could not answer
+is interrupted, not finished — it stays pending and the next run asks it. Each result is
+written to ``out`` as one JSON line ``{"id", "agent", "input", "output" | "error",
+"seconds"}`` in completion order; after a stop, every task the journal holds as finished gets
+its line before ``run_system`` returns.
 
 No workload: the system serves until ``stop_event`` is set (the CLI sets it on Ctrl-C and
 SIGTERM). This module takes typed config only; it never reads YAML.
@@ -82,7 +93,15 @@ from actoros.kernel import (
     ToolService,
     load_user_tool,
 )
-from actoros.kernel.scheduler import Forget
+from actoros.kernel._sqlite import DatabaseOpenError
+from actoros.kernel.scheduler import (
+    Drain,
+    Forget,
+    TaskInterrupted,
+    journaled_results,
+    task_digest,
+)
+from actoros.kernel.state_lock import StateDirBusy, StateDirLock
 
 __all__ = ["KERNEL", "RunSummary", "System", "run_system", "start_system"]
 
@@ -118,6 +137,10 @@ class System:
         # set once agents (and the engine) are up: tasks the scheduler resumes from its
         # journal start with the kernel, before the agents they are for exist
         self.open = asyncio.Event()
+        # set before anything stops (a shutdown, or the root giving up): from then on an
+        # agent that cannot answer was stopped, so its task is interrupted, not finished
+        self.stopping = False
+        self.lock = StateDirLock(config.system.state_dir)
 
     def service(self, name: str) -> ActorRef | None:
         return self.actors.lookup(f"/{KERNEL}/{name}")
@@ -127,7 +150,19 @@ class System:
         return self.actors.lookup(path) if path is not None else None
 
     async def shutdown(self, timeout: float = 30.0) -> None:
-        await self.actors.shutdown(timeout=timeout)
+        """Stop everything (agents before the kernel) and give the state dir up. The scheduler
+        first stops handing out tasks: what is queued stays queued for the next run."""
+        self.stopping = True
+        try:
+            scheduler = self.service("scheduler")
+            if scheduler is not None:
+                try:
+                    await scheduler.ask(Drain(), timeout=5.0)
+                except Exception as exc:  # restarting or gone: its journal keeps the queue
+                    log.debug("runner.drain_failed", error=repr(exc))
+            await self.actors.shutdown(timeout=timeout)
+        finally:
+            self.lock.release()
 
 
 # -- assembly -------------------------------------------------------------------------------
@@ -227,7 +262,10 @@ def _kernel_spec(config: Config, system: System, access: AccessControl) -> Super
 
     async def run_workload_task(task: Task) -> dict[str, Any]:
         await system.open.wait()
-        return await _ask_agent(system, task.payload["agent"], task.payload["input"], timeout)
+        outcome = await _ask_agent(system, task.payload["agent"], task.payload["input"], timeout)
+        if "error" in outcome and system.stopping:  # the stop's doing, not the task's outcome
+            raise TaskInterrupted(f"the system is stopping: {outcome['error']}")
+        return outcome
 
     def tool_service() -> Actor:
         kv = actors.lookup(f"/{KERNEL}/kv")
@@ -348,20 +386,23 @@ async def start_system(config: Config) -> System:
         ),
     )
     groups = _groups(config)
-    Path(config.system.state_dir).mkdir(parents=True, exist_ok=True)
     # rest_for_one: agents and the gateway hold refs to the kernel's services, so a restart
     # of the whole kernel (its own intensity exceeded) restarts everything started after it
     actors = ActorSystem(config.system.name, strategy="rest_for_one")
     system = System(config, actors)
+    _lock_state_dir(system)
     access = AccessControl({a.name: access_permissions(a) for a in config.agents})
     for name, _, children in groups:
         for child in children:
             path = f"/{name}/{child}"
             system.agent_paths[child] = path
             system.agent_names[path] = child
-    await actors.start()
     try:
-        await actors.spawn_supervisor(_kernel_spec(config, system, access), name=KERNEL)
+        await actors.start()
+        try:
+            await actors.spawn_supervisor(_kernel_spec(config, system, access), name=KERNEL)
+        except DatabaseOpenError as exc:
+            raise _problem(_database_key(config, exc.path), str(exc)) from exc
         # what the LLM agents' prompts say of each tool (the kv tools need the running store)
         registry = ToolRegistry.with_builtins(system.service("kv"))
         for tool_name, spec in user_tools.items():
@@ -397,14 +438,48 @@ async def start_system(config: Config) -> System:
                 _resubscribe(system)
 
         actors.events.subscribe(resubscribe_on_start, LifecycleEvent)
+
+        def root_gives_up(event: LifecycleEvent) -> None:  # it stops everything next
+            if event.kind == "escalated" and event.path == "/":
+                system.stopping = True
+
+        actors.events.subscribe(root_gives_up, LifecycleEvent)
         if config.gateway is not None:  # last: it stops first, before the agents it serves
             await actors.spawn(GatewayActor, system, name=GATEWAY, shutdown=10.0)
     except BaseException:
-        await actors.shutdown(timeout=30.0)
+        await system.shutdown(timeout=30.0)
         raise
     log.info("system.ready", system=config.system.name, agents=len(config.agents),
              groups=[g[0] for g in groups])  # fmt: skip
     return system
+
+
+def _lock_state_dir(system: System) -> None:
+    """Own the state dir before any SQLite file in it opens (see ``StateDirLock``)."""
+    state_dir = system.config.system.state_dir
+    try:
+        system.lock.acquire()
+    except StateDirBusy as exc:
+        holder = f"pid {exc.pid}" if exc.pid is not None else "another process"
+        raise _problem(
+            "system.state_dir",
+            f"{state_dir} is in use by another actoros run ({holder}): stop that run first, "
+            "or give this one another system.state_dir",
+        ) from exc
+    except OSError as exc:
+        raise _problem(
+            "system.state_dir", f"cannot use {state_dir} as the state dir: {exc.strerror or exc}"
+        ) from exc
+
+
+def _database_key(config: Config, path: str) -> str:
+    """The config key that names the SQLite file at ``path``."""
+    services = config.services
+    if path == services.scheduler.db:
+        return "services.scheduler.db"
+    if path == services.threads.db:
+        return "services.threads.db"
+    return "system.state_dir"
 
 
 def _subscriptions(system: System) -> list[Subscribe]:
@@ -464,19 +539,82 @@ async def _ask_agent(system: System, agent: str, value: Any, timeout: float) -> 
 
 
 def workload_tasks(config: Config) -> list[WorkloadTask]:
-    """The workload's tasks, each with its id and agent filled in."""
+    """The workload's tasks, each with its id and agent filled in.
+
+    A task without an id gets one from what it asks: ``task-<digest of agent and input>``,
+    then ``-2``, ``-3``... for the second and third task that asks the same (ids given in the
+    workload are never taken). The same workload gives the same ids on every run, and adding
+    or removing a task changes no other task's id."""
     workload = config.workload
     if workload is None:
         return []
     tasks = list(workload.tasks)
     if workload.file is not None:
         tasks = _load_workload_file(workload.file)
+    given = {task.id for task in tasks if task.id is not None}
+    repeats: dict[str, int] = {}
     filled = []
-    for i, task in enumerate(tasks, start=1):
-        filled.append(msgspec.structs.replace(
-            task, id=task.id or f"task-{i:04d}", agent=task.agent or workload.agent
-        ))  # fmt: skip
+    for task in tasks:
+        agent = task.agent or workload.agent
+        task_id = task.id
+        if task_id is None:
+            base = f"task-{task_digest(WORKLOAD_KIND, _payload(agent, task.input))[:16]}"
+            n = repeats.get(base, 0)
+            while task_id is None or task_id in given:
+                n += 1
+                task_id = base if n == 1 else f"{base}-{n}"
+            repeats[base] = n
+        filled.append(msgspec.structs.replace(task, id=task_id, agent=agent))
     return filled
+
+
+def _payload(agent: str | None, value: str | dict[str, Any]) -> dict[str, Any]:
+    return {"agent": agent, "input": value}
+
+
+def _job(task: WorkloadTask) -> Task:
+    """The scheduler task of a workload task: what it asks is its payload (and identity)."""
+    return Task(
+        kind=WORKLOAD_KIND,
+        payload=_payload(task.agent, task.input),
+        priority=task.priority,
+        id=f"workload:{task.id}",
+    )
+
+
+class _Lines:
+    """The result lines of a run, one per task: which tasks have theirs, how many answered."""
+
+    def __init__(self, out: TextIO, tasks: list[WorkloadTask]) -> None:
+        self.out = out
+        self.tasks = {task.id: task for task in tasks}
+        self.written: set[str | None] = set()
+        self.ok = self.failed = 0
+
+    def write(self, task: WorkloadTask, result: TaskResult) -> None:
+        line: dict[str, Any] = {"id": task.id, "agent": task.agent, "input": task.input}
+        value = result.result if result.status == "done" and isinstance(result.result, dict) else {}
+        if "output" in value:
+            line["output"] = value["output"]
+            self.ok += 1
+        else:
+            line["error"] = value.get("error") or result.error or "failed"
+            self.failed += 1
+        line["seconds"] = value.get("seconds", 0.0)
+        self.out.write(msgspec.json.encode(line).decode() + "\n")
+        self.out.flush()
+        self.written.add(task.id)
+
+    async def add_journaled(self, journal: str) -> int:
+        """After the system stopped: the line of every task the journal holds as finished
+        that has none yet (finished while the run was stopping, or by an earlier run)."""
+        missing = [_job(task) for key, task in self.tasks.items() if key not in self.written]
+        if not missing:
+            return 0
+        results = await journaled_results(journal, missing)
+        for result in results:
+            self.write(self.tasks[result.id.removeprefix(f"{WORKLOAD_KIND}:")], result)
+        return len(results)
 
 
 class _Progress:
@@ -500,14 +638,19 @@ class _Progress:
 
 
 async def _run_workload(
-    system: System, out: TextIO, progress: TextIO | None, stop: asyncio.Event
+    system: System,
+    out: TextIO,
+    progress: TextIO | None,
+    stop: asyncio.Event,
+    lines: _Lines | None = None,
 ) -> RunSummary:
     workload = system.config.workload
     assert workload is not None
-    tasks = workload_tasks(system.config)
+    if lines is None:
+        lines = _Lines(out, workload_tasks(system.config))
+    tasks = list(lines.tasks.values())
     gate = asyncio.Semaphore(workload.concurrency)
     bar = _Progress(progress, len(tasks))
-    counts = {"ok": 0, "failed": 0}
     began = time.perf_counter()
     # the handler bounds the agent by ``timeout``; the wait adds room for the queue
     wait = workload.timeout * 2 + 30.0
@@ -515,25 +658,10 @@ async def _run_workload(
     async def one(task: WorkloadTask) -> None:
         assert task.id is not None
         async with gate:
-            job = Task(
-                kind=WORKLOAD_KIND,
-                payload={"agent": task.agent, "input": task.input},
-                priority=task.priority,
-                id=f"workload:{task.id}",
-            )
-            result = await _submit_and_wait(system, job, wait)
-        line: dict[str, Any] = {"id": task.id, "agent": task.agent, "input": task.input}
-        assert isinstance(result, TaskResult)
-        value = result.result if result.status == "done" and isinstance(result.result, dict) else {}
-        if "output" in value:
-            line["output"] = value["output"]
-            counts["ok"] += 1
-        else:
-            line["error"] = value.get("error") or result.error or "failed"
-            counts["failed"] += 1
-        line["seconds"] = value.get("seconds", 0.0)
-        out.write(msgspec.json.encode(line).decode() + "\n")
-        out.flush()
+            result = await _submit_and_wait(system, _job(task), wait)
+        if result is None:  # stopped before it had an outcome: the journal keeps it pending
+            return
+        lines.write(task, result)
         bar.done += 1
         bar.show()
 
@@ -574,15 +702,16 @@ async def _run_workload(
         except Exception:
             tokens = 0
     return RunSummary(
-        tasks=len(tasks), ok=counts["ok"], failed=counts["failed"],
+        tasks=len(tasks), ok=lines.ok, failed=lines.failed,
         seconds=round(time.perf_counter() - began, 3), output_tokens=tokens,
     )  # fmt: skip
 
 
-async def _submit_and_wait(system: System, job: Task, wait: float) -> TaskResult:
-    """The task's result. A scheduler that stops meanwhile (restarted, or the whole kernel
-    restarted) answers ``ActorStopped``: the same id is submitted again to its successor,
-    which resumes the task from its journal or answers from it."""
+async def _submit_and_wait(system: System, job: Task, wait: float) -> TaskResult | None:
+    """The task's result; ``None`` when the system stops before the task has one. A scheduler
+    that stops meanwhile (restarted, or the whole kernel restarted) answers ``ActorStopped``:
+    the same id is submitted again to its successor, which resumes the task from its journal
+    or answers from it."""
     deadline = time.monotonic() + wait
     while True:
         scheduler = system.service("scheduler")
@@ -591,8 +720,10 @@ async def _submit_and_wait(system: System, job: Task, wait: float) -> TaskResult
                 raise ActorStopped("the scheduler is not running")
             result = await scheduler.ask(SubmitAndWait(task=job), timeout=wait)
         except ActorStopped as exc:
+            if system.stopping or system.actors.failure is not None:
+                return None
             wait = deadline - time.monotonic()
-            if wait <= 0 or system.actors.failure is not None:
+            if wait <= 0:
                 return TaskResult(id=job.id or "", status="failed", error=f"{exc}")
             log.info("workload.resubmit", task=job.id, reason=str(exc))
             await asyncio.sleep(0.05)  # the kernel restarts its services meanwhile
@@ -620,6 +751,7 @@ async def run_system(
     runner cannot assemble, and whatever failed when the system could not start.
     """
     stop = stop_event or asyncio.Event()
+    lines = _Lines(out, workload_tasks(config)) if config.workload is not None else None
     system = await start_system(config)
     try:
         if config.workload is None:
@@ -632,13 +764,29 @@ async def run_system(
                 await _forget_finished_workload(system)
             await _engine_ready(system, stop)
             system.open.set()
-            summary = await _run_workload(system, out, progress, stop)
+            summary = await _run_workload(system, out, progress, stop, lines)
     finally:
-        await system.shutdown(timeout=shutdown_timeout)
+        try:
+            await system.shutdown(timeout=shutdown_timeout)
+        finally:
+            if lines is not None:  # nothing changes the journal any more
+                await _add_journaled_lines(lines, config.services.scheduler.db)
+    if lines is not None:
+        summary = msgspec.structs.replace(summary, ok=lines.ok, failed=lines.failed)
     if system.actors.failure is not None:
         raise RuntimeError(f"the system failed: {system.actors.failure}")
     log.info("system.stopped", **msgspec.structs.asdict(summary))
     return summary
+
+
+async def _add_journaled_lines(lines: _Lines, journal: str | None) -> None:
+    try:
+        added = await lines.add_journaled(journal or ":memory:")
+    except Exception as exc:  # the results so far are written; the journal keeps the rest
+        log.error("workload.journal_unreadable", journal=journal, error=repr(exc))
+        return
+    if added:
+        log.info("workload.lines_from_journal", lines=added)
 
 
 async def _forget_finished_workload(system: System) -> None:

@@ -104,9 +104,10 @@ def test_a_failure_at_start_exits_1_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_sigterm_stops_a_serving_system_cleanly(tmp_path: Path) -> None:
+def start_serving(config: Path) -> subprocess.Popen[str]:
+    """``actoros run CONFIG`` (no workload), returned once it logged ``system.serving``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actoros", "run", str(fake_copy(tmp_path, workload=False))],
+        [sys.executable, "-m", "actoros", "run", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -126,6 +127,16 @@ def test_sigterm_stops_a_serving_system_cleanly(tmp_path: Path) -> None:
                 line = proc.stderr.readline()
                 assert line, f"exited before serving: {seen}"
                 seen += line
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def test_sigterm_stops_a_serving_system_cleanly(tmp_path: Path) -> None:
+    proc = start_serving(fake_copy(tmp_path, workload=False))
+    try:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -240,6 +251,32 @@ def test_a_run_killed_with_sigkill_resumes_without_redoing_finished_tasks(
         assert after[task_id] == line
 
 
+def interrupt_after(config: Path, out: Path, lines: int, signals: list[str]) -> tuple[int, str]:
+    """``actoros run CONFIG --out OUT``, sent ``signals`` once OUT has ``lines`` lines; its
+    exit status and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actoros", "run", str(config), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not out.exists() or len(out.read_text().splitlines()) < lines:
+            assert proc.poll() is None, "finished before the signal"
+            assert time.monotonic() < deadline, "no results in time"
+            time.sleep(0.02)
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
 def test_sigterm_during_a_workload_stops_it_and_says_a_rerun_resumes(tmp_path: Path) -> None:
     tasks = "\n".join(f"    - {{id: t{i:02d}, input: question {i}}}" for i in range(40))
     config = tmp_path / "config.yaml"
@@ -252,26 +289,8 @@ def test_sigterm_during_a_workload_stops_it_and_says_a_rerun_resumes(tmp_path: P
         encoding="utf-8",
     )
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "actoros", "run", str(config), "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not out.exists() or not out.read_text().strip():
-            assert proc.poll() is None, "finished before the signal"
-            assert time.monotonic() < deadline, "no results in time"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
+    returncode, err = interrupt_after(config, out, 1, ["SIGTERM"])
+    assert returncode == 130, err
     assert "tasks done (a rerun resumes the rest)" in err
     assert len(out.read_text().splitlines()) < 40
 
@@ -317,3 +336,117 @@ def test_chat_streams_an_llm_agents_reply_on_one_line(tmp_path: Path) -> None:
     replies = done.stdout.splitlines()
     assert len(replies) == 2 and all(line.startswith("faq: ") for line in replies)
     assert all(len(line.split()) > 2 for line in replies)  # the fake model's words
+
+
+# -- the journal under stops, a second run, and files it cannot open ------------------------
+
+
+def slow_workload(tmp_path: Path, tasks: int) -> Path:
+    """configs/fake.yaml answering ``tasks`` questions from a file, one token per 10 ms."""
+    text = fake_copy(tmp_path, workload=False).read_text(encoding="utf-8")
+    text = text.replace("    max_num_seqs: 64\n", "    max_num_seqs: 64\n    token_delay: 0.01\n")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps(f"What are your opening hours on day {i}?") + "\n" for i in range(tasks)
+        ),
+        encoding="utf-8",
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        text + f"workload: {{agent: router, concurrency: 8, file: {questions}}}\n", encoding="utf-8"
+    )
+    return path
+
+
+def finished_in_journal(tmp_path: Path) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "state" / "scheduler.sqlite") as conn:
+        rows = conn.execute("SELECT id FROM tasks WHERE status IN ('done', 'failed')")
+        return {row[0].removeprefix("workload:") for row in rows}
+
+
+@pytest.mark.parametrize(
+    "signals", [["SIGTERM"], ["SIGINT", "SIGINT"]], ids=["sigterm", "ctrl-c-twice"]
+)
+def test_a_stop_mid_workload_loses_no_task_and_a_rerun_answers_the_rest(
+    tmp_path: Path, signals: list[str]
+) -> None:
+    """Before: the running tasks were journaled as finished with "the turn was cancelled",
+    which the rerun served as their answer, and some finished tasks had no line."""
+    config = slow_workload(tmp_path, 80)
+    out = tmp_path / "first.jsonl"
+    returncode, err = interrupt_after(config, out, 10, signals)
+    first = {line["id"]: line for line in map(json.loads, out.read_text().splitlines())}
+    assert finished_in_journal(tmp_path) == set(first)  # each finished task has its line
+    assert len(first) < 80
+    if signals == ["SIGTERM"]:
+        assert returncode == 130, err
+        assert f"{len(first)}/80 tasks done (a rerun resumes the rest)" in err
+
+    second = tmp_path / "second.jsonl"
+    done = actoros("run", str(config), "--out", str(second))
+    assert done.returncode == 0, done.stderr
+    after = {line["id"]: line for line in map(json.loads, second.read_text().splitlines())}
+    assert len(after) == 80
+    assert [line for line in after.values() if "error" in line] == []
+    for task_id, line in first.items():
+        assert after[task_id] == line
+
+
+def test_a_second_run_of_a_state_dir_exits_2_naming_the_holder_and_sigkill_frees_it(
+    tmp_path: Path,
+) -> None:
+    """Before: both runs did every task and corrupted each other's journal."""
+    serving = fake_copy(tmp_path, workload=False)
+    holder = start_serving(serving)
+    try:
+        second = actoros("run", str(fake_copy(tmp_path)))
+        chat = actoros("run", str(serving), "--chat", "router", stdin="hello\n")
+        holder.kill()  # SIGKILL: nothing of it runs, the kernel frees the lock
+        holder.wait(10)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    state = tmp_path / "state"
+    for refused in (second, chat):
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stdout == ""
+        assert refused.stderr == (
+            f"{tmp_path / 'config.yaml'}: system.state_dir: {state} is in use by another "
+            f"actoros run (pid {holder.pid}): stop that run first, or give this one another "
+            "system.state_dir\n"
+        )
+    after = actoros("run", str(fake_copy(tmp_path)))
+    assert after.returncode == 0, after.stderr
+    assert len(after.stdout.splitlines()) == 20
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("name", "key", "reason"),
+    [
+        ("scheduler.sqlite", "services.scheduler.db", "it is a directory"),
+        ("threads.sqlite", "services.threads.db", "it is not an SQLite database"),
+    ],
+)
+def test_a_journal_that_cannot_be_opened_exits_2_in_one_line_naming_it(
+    tmp_path: Path, name: str, key: str, reason: str
+) -> None:
+    """Before: the run hung forever, deaf to Ctrl-C and SIGTERM."""
+    bad = tmp_path / "state" / name
+    bad.parent.mkdir()
+    if reason == "it is a directory":
+        bad.mkdir()
+    else:
+        bad.write_bytes(b"not a database, only some text that is long enough to look at\n" * 4)
+    config = fake_copy(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "actoros", "run", str(config), "--log-level", "error"],
+        capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"{config}: {key}: cannot open the SQLite file {bad}: {reason} (")

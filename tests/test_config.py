@@ -349,6 +349,45 @@ def test_bad_workload_file_lines_are_reported_with_their_line(tmp_path: Path) ->
     assert lines[1].startswith(f"{path}:3: input: Expected 'str | object', got 'int'")
 
 
+def test_a_task_id_given_twice_inline_is_a_problem_naming_both_lines(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """\
+        agents: [{name: a, kind: rule, rules: [{reply: x}]}]
+        workload:
+          agent: a
+          tasks:
+            - {id: q1, input: one}
+            - {id: q2, input: two}
+            - {id: q1, input: three}
+            - {input: no id}
+            - {input: no id}
+        """,
+    )
+    assert problems == [
+        "7: workload.tasks[2].id: duplicate task id 'q1' (also workload.tasks[0], line 5)"
+    ]
+
+
+def test_a_task_id_given_twice_in_a_workload_file_is_a_problem_naming_both_lines(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "q.jsonl").write_text(
+        '{"id": "q1", "input": "one"}\n"no id"\n"no id"\n{"id": "q1", "input": "two"}\n',
+        encoding="utf-8",
+    )
+    problems = problems_of(
+        tmp_path,
+        """\
+        agents: [{name: a, kind: rule, rules: [{reply: x}]}]
+        workload: {agent: a, file: q.jsonl}
+        """,
+    )
+    assert problems == [
+        f"2: workload.file: {tmp_path / 'q.jsonl'}:4: id: duplicate task id 'q1' (also line 1)"
+    ]
+
+
 def test_rules_refer_to_known_agents_and_permitted_tools(tmp_path: Path) -> None:
     problems = problems_of(
         tmp_path,

@@ -319,3 +319,203 @@ async def test_a_workload_survives_a_restart_of_the_scheduler(tmp_path: Path) ->
         assert sorted(line["id"] for line in lines_of(out)) == [f"q{i:02d}" for i in range(1, 21)]
     finally:
         await system.shutdown()
+
+
+# -- the journal: a stop is no outcome, a task is what it asks, one run per state dir ------
+
+
+def slow_fake_config(state: Path, token_delay: float = 0.02) -> Config:
+    config = fake_config(state)
+    assert config.inference is not None
+    inference = msgspec.structs.replace(
+        config.inference, engine_args={**config.inference.engine_args, "token_delay": token_delay}
+    )
+    return msgspec.structs.replace(config, inference=inference)
+
+
+def journal(state: Path) -> dict[str, tuple[str, str | None]]:
+    """The scheduler journal's workload tasks: id -> (status, result)."""
+    import sqlite3
+
+    with sqlite3.connect(state / "scheduler.sqlite") as conn:
+        rows = conn.execute("SELECT id, status, result FROM tasks WHERE kind = 'workload'")
+        return {row[0].removeprefix("workload:"): (row[1], row[2]) for row in rows}
+
+
+class StopAtFirstLine(io.StringIO):
+    """A results file that sets ``stop`` once the first line is written (a Ctrl-C then)."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def write(self, text: str) -> int:
+        self.stop.set()
+        return super().write(text)
+
+
+async def test_a_stop_leaves_unfinished_tasks_pending_and_the_next_run_asks_them(
+    tmp_path: Path,
+) -> None:
+    """Before: the agents stopped first, their turns were cancelled, and each running task was
+    journaled as finished with "the turn was cancelled", which the next run served."""
+    config = slow_fake_config(tmp_path)
+    stop = asyncio.Event()
+    out = StopAtFirstLine(stop)
+    summary = await run_system(config, out=out, stop_event=stop)
+    first = {line["id"]: line for line in lines_of(out)}
+    rows = journal(tmp_path)
+    finished = {i for i, (status, _) in rows.items() if status in ("done", "failed")}
+    assert finished == set(first)  # every task the journal holds as finished has its line
+    assert summary.ok + summary.failed == len(first) < 20
+    assert any(status == "queued" for status, _ in rows.values())  # the ones that were running
+    assert not any("cancelled" in (result or "") for _, result in rows.values())
+
+    second = io.StringIO()
+    await run_system(config, out=second)
+    after = {line["id"]: line for line in lines_of(second)}
+    assert sorted(after) == [f"q{i:02d}" for i in range(1, 21)]
+    assert [line for line in after.values() if "error" in line] == []
+    for task_id, line in first.items():  # answered from the journal, not asked again
+        assert after[task_id] == line
+
+
+async def test_a_stopped_run_writes_every_result_the_journal_holds(tmp_path: Path) -> None:
+    """A run stopped at once still writes the line of each task an earlier run finished (its
+    output replaces the earlier one's: nothing finished may be missing from it)."""
+    config = fake_config(tmp_path)
+    await run_system(config, out=io.StringIO())
+    stop = asyncio.Event()
+    stop.set()
+    out = io.StringIO()
+    summary = await run_system(config, out=out, stop_event=stop)
+    assert sorted(line["id"] for line in lines_of(out)) == [f"q{i:02d}" for i in range(1, 21)]
+    assert (summary.tasks, summary.ok, summary.failed) == (20, 20, 0)
+
+
+def rule_workload(state: Path, lines: list[str]) -> Config:
+    """A rule agent that knows two answers, its workload a file of plain questions."""
+    tasks = state / "tasks.jsonl"
+    tasks.write_text("".join(f'"{line}"\n' for line in lines), encoding="utf-8")
+    return parse_config(
+        f"""
+system: {{state_dir: {state}}}
+agents:
+  - name: a
+    kind: rule
+    rules:
+      - {{contains: {{text: "2+2"}}, reply: "4"}}
+      - {{contains: {{text: France}}, reply: Paris}}
+      - {{reply: dunno}}
+workload: {{agent: a, file: {tasks}}}
+"""
+    )
+
+
+async def test_a_line_inserted_at_the_top_of_a_workload_gives_no_task_another_ones_answer(
+    tmp_path: Path,
+) -> None:
+    """Before: default ids were positions (task-0001...), so after the insert every task was
+    answered with the result of the question that had been on its line."""
+    answers = {"capital of France?": "Paris", "what is 2+2?": "4", "hello": "dunno"}
+    first = io.StringIO()
+    await run_system(rule_workload(tmp_path, ["capital of France?", "what is 2+2?"]), out=first)
+    second = io.StringIO()
+    config = rule_workload(tmp_path, ["hello", "capital of France?", "what is 2+2?"])
+    await run_system(config, out=second)
+    lines = lines_of(second)
+    assert {line["input"]: line["output"] for line in lines} == answers
+    before = {line["id"]: line for line in lines_of(first)}
+    for line in lines:  # the tasks that were there keep their ids and their journaled answer
+        if line["input"] != "hello":
+            assert before[line["id"]] == line
+
+
+async def test_ids_not_given_come_from_what_the_task_asks_and_repeats_stay_apart(
+    tmp_path: Path,
+) -> None:
+    from actoros.runner import workload_tasks
+
+    config = rule_workload(tmp_path, ["what is 2+2?", "what is 2+2?", "hello"])
+    ids = [task.id for task in workload_tasks(config)]
+    assert len(set(ids)) == 3 and all(i is not None and i.startswith("task-") for i in ids)
+    assert ids[1] == f"{ids[0]}-2"
+    assert [task.id for task in workload_tasks(config)] == ids  # the same on every run
+    out = io.StringIO()
+    summary = await run_system(config, out=out)
+    assert (summary.ok, sorted(line["id"] for line in lines_of(out))) == (3, sorted(ids))
+    grown = rule_workload(tmp_path, ["capital of France?", "what is 2+2?", "what is 2+2?", "hello"])
+    assert [task.id for task in workload_tasks(grown)][1:] == ids
+
+
+async def test_a_task_whose_input_changed_under_its_id_is_asked_again(tmp_path: Path) -> None:
+    def config(question: str) -> Config:
+        return parse_config(
+            f"""
+system: {{state_dir: {tmp_path}}}
+agents:
+  - {{name: a, kind: rule, rules: [{{match: {{text: hi}}, reply: hello}}, {{reply: "what?"}}]}}
+workload: {{agent: a, tasks: [{{id: q1, input: "{question}"}}]}}
+"""
+        )
+
+    await run_system(config("hi"), out=io.StringIO())
+    out = io.StringIO()
+    await run_system(config("bye"), out=out)
+    [line] = lines_of(out)
+    assert (line["id"], line["input"], line["output"]) == ("q1", "bye", "what?")
+    assert journal(tmp_path)["q1"][0] == "done"
+
+
+async def test_a_second_system_on_a_state_dir_in_use_is_refused_naming_the_holder(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    config = msgspec.structs.replace(fake_config(tmp_path), workload=None)
+    system = await start_system(config)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            await start_system(config)
+        [line] = caught.value.lines()
+        assert line == (
+            f"config: system.state_dir: {tmp_path} is in use by another actoros run "
+            f"(pid {os.getpid()}): stop that run first, or give this one another "
+            "system.state_dir"
+        )
+    finally:
+        await system.shutdown()
+    again = await start_system(config)  # the first one gave it up
+    await again.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "reason"),
+    [
+        ("scheduler.sqlite", "services.scheduler.db", "it is a directory"),
+        ("threads.sqlite", "services.threads.db", "it is not an SQLite database"),
+    ],
+)
+async def test_a_sqlite_file_that_cannot_be_opened_is_a_config_error_naming_it(
+    tmp_path: Path, name: str, key: str, reason: str
+) -> None:
+    """Before: the database thread died in connect() and the start waited forever."""
+    bad = tmp_path / name
+    if reason == "it is a directory":
+        bad.mkdir()
+    else:
+        bad.write_bytes(b"not a database, only some text that is long enough to look at\n" * 4)
+    with pytest.raises(ConfigError) as caught:
+        await run_system(fake_config(tmp_path), out=io.StringIO())
+    [line] = caught.value.lines()
+    assert line.startswith(f"config: {key}: cannot open the SQLite file {bad}: {reason} (")
+    await run_system(  # nothing is left running or locked: a good config starts
+        msgspec.structs.replace(fake_config(tmp_path / "ok"), workload=None),
+        out=io.StringIO(),
+        stop_event=_set(asyncio.Event()),
+    )
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event

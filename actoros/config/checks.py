@@ -3,8 +3,9 @@
 Each check yields every problem it finds (never stops at the first): agent names unique and
 known wherever they are named (groups, rules, permissions, topics, workload); tools built-in,
 declared user tools or ``module:function``; a rule has exactly one action and only uses what
-its agent may; agent kinds have their parts; a workload file exists and reads; the gateway's
-tokens are well formed and name known agents, and a gateway without tokens stays on loopback.
+its agent may; agent kinds have their parts; a workload file exists and reads, and no task id
+is given twice (inline or in the file); the gateway's tokens are well formed and name known
+agents, and a gateway without tokens stays on loopback.
 """
 
 from __future__ import annotations
@@ -206,8 +207,16 @@ class _Checker:
             yield self.problem(here, "give either 'tasks' or 'file', not both")
         if workload.agent is not None:
             yield from self.agent((*here, "agent"), workload.agent)
+        ids: dict[str, int] = {}  # task id -> the index that gave it first
         for i, task in enumerate(workload.tasks):
             at: Key = (*here, "tasks", i)
+            if task.id is not None:
+                if task.id in ids:
+                    j = ids[task.id]
+                    line = line_of(self.lines, (*here, "tasks", j, "id"))
+                    also = f"workload.tasks[{j}]" + (f", line {line}" if line else "")
+                    yield self.problem((*at, "id"), f"duplicate task id {task.id!r} (also {also})")
+                ids.setdefault(task.id, i)
             if task.agent is not None:
                 yield from self.agent((*at, "agent"), task.agent)
             elif workload.agent is None:

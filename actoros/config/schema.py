@@ -231,8 +231,9 @@ class TopicConfig(_Section, frozen=True):
 class WorkloadTask(_Section, frozen=True):
     """One task of the workload: ``input`` (a text or a mapping of fields) sent to ``agent``.
 
-    ``agent`` defaults to ``workload.agent``; ``id`` (default: its position, ``task-0001``)
-    keys the result line and the durable journal, so a resumed run skips finished tasks.
+    ``agent`` defaults to ``workload.agent``; ``id`` (default: from what it asks,
+    ``task-<digest>``) keys the result line and, with what it asks, the durable journal, so a
+    resumed run skips finished tasks.
     """
 
     input: str | dict[str, Any]

@@ -2,7 +2,8 @@
 
 A ``Task`` (``kind``, JSON ``payload``, ``priority``, ``id``) is submitted with ``Submit`` (the
 reply is the task id, once the task is journaled) or ``SubmitAndWait`` (the reply is its
-``TaskResult``). The ``Scheduler`` keeps a queue — FIFO, or by ``priority`` (lower value first,
+``TaskResult``); ``Wait(id)`` waits for the result of a task submitted before, by id alone.
+The ``Scheduler`` keeps a queue — FIFO, or by ``priority`` (lower value first,
 FIFO within a value, like a priority mailbox) — and hands each task to an idle ``Worker``, a
 child actor that runs the handler registered for the task's kind (``async (task) -> result``).
 Results go back to whoever waits: every ``SubmitAndWait`` asker of that id, and, with
@@ -10,32 +11,46 @@ Results go back to whoever waits: every ``SubmitAndWait`` asker of that id, and,
 
 A handler that raises gives ``TaskResult(status="failed", error=...)``; the worker then fails
 and its supervisor (the scheduler) restarts it with fresh state — the task is recorded, not
-lost. A task kind with no handler fails at once.
+lost. A task kind with no handler fails at once. A handler that raises ``TaskInterrupted``
+says it was stopped before the task had an outcome (the system is shutting down): the task is
+not finished — the journal holds it as queued again (the attempt is not counted), its waiters
+get ``ActorStopped``, and it runs on the next start (or when its id is submitted again).
+``Drain`` stops the handing out of tasks before a shutdown, so queued tasks wait in the
+journal instead of being started only to be interrupted.
+
+Identity: a task is its id *and* what it asks — ``kind`` and ``payload``, kept in the journal
+with a digest of them (``task_digest``). A submit of a known id with another kind or payload is
+a new version of that task: the journal's entry (finished or not) is replaced and the new
+version runs; the old result is never served for it, and a still-running old version's result
+is dropped.
 
 Durability: every task and result is journaled in SQLite (one writer thread, in order, never on
 the loop). On start the scheduler reloads the tasks that were queued or running and runs them;
 done and failed tasks are never run again, and a ``Submit`` of an id that is already finished
-answers from the journal (until ``Forget(kind)`` drops the finished tasks of a kind, as
-``actoros run --fresh`` does). Guarantee: a task runs at least once; exactly once unless the
-process dies while it runs (or after it ran but before its result reached the journal), in
-which case it runs again after the restart — at most one such task per worker, since a worker
-is handed its next task only once its previous result is journaled. Handlers should therefore be
-idempotent or tolerate a repeat. Askers waiting when the scheduler itself stops or restarts
-get ``ActorStopped`` at once; the tasks themselves resume from the journal, and a
-``SubmitAndWait`` of the same id to the next incarnation waits for the resumed task (or
-answers from the journal when it has finished).
+(with the same kind and payload) answers from the journal (until ``Forget(kind)`` drops the
+finished tasks of a kind, as ``actoros run --fresh`` does). ``journaled_results`` reads the
+finished results of a closed journal. Guarantee: a task runs at least once; exactly once unless
+the process dies while it runs (or after it ran but before its result reached the journal), or
+its handler was interrupted by a stop, in which case it runs again after the restart — at most
+one such task per worker, since a worker is handed its next task only once its previous result
+is journaled. Handlers should therefore be idempotent or tolerate a repeat. Askers waiting
+when the scheduler itself stops or restarts get ``ActorStopped`` at once; the tasks themselves
+resume from the journal, and a ``SubmitAndWait`` of the same id to the next incarnation waits
+for the resumed task (or answers from the journal when it has finished).
 With ``path=":memory:"`` nothing survives the scheduler itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import itertools
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -43,9 +58,10 @@ import structlog
 
 from actoros.core import Actor, ActorRef, ActorStopped, Context, DeferredReply, SupervisorSpec
 
-from ._sqlite import SQLiteWorker
+from ._sqlite import SQLiteWorker, transaction
 
 __all__ = [
+    "Drain",
     "Forget",
     "SchedulerStats",
     "Scheduler",
@@ -54,9 +70,13 @@ __all__ = [
     "SubmitAndWait",
     "Task",
     "TaskHandler",
+    "TaskInterrupted",
     "TaskQueue",
     "TaskResult",
+    "Wait",
     "Worker",
+    "journaled_results",
+    "task_digest",
 ]
 
 log = structlog.get_logger("actoros.kernel.scheduler")
@@ -85,6 +105,15 @@ class SubmitAndWait(msgspec.Struct, frozen=True, kw_only=True):
     task: Task
 
 
+class Wait(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``TaskResult`` of the task ``id`` submitted before, once it finishes (at once when
+    the journal holds it as finished). An id the scheduler does not know fails the ask with
+    ``LookupError``. Unlike a ``SubmitAndWait``, it asks nothing: it never runs a task (an
+    interrupted one waits for the next start)."""
+
+    id: str
+
+
 class Stats(msgspec.Struct, frozen=True, kw_only=True):
     """Ask for ``SchedulerStats``."""
 
@@ -95,6 +124,17 @@ class Forget(msgspec.Struct, frozen=True, kw_only=True):
     running tasks are kept. Ask it before submitting the tasks it concerns."""
 
     kind: str
+
+
+class Drain(msgspec.Struct, frozen=True, kw_only=True):
+    """Hand out no more tasks (before a shutdown): queued tasks, and tasks submitted from now
+    on, stay queued in the journal for the next start; running ones finish or are interrupted.
+    The reply is how many tasks are running."""
+
+
+class TaskInterrupted(Exception):
+    """Raised by a handler that was stopped before its task had an outcome of its own (the
+    system is shutting down): the task stays pending in the journal and runs again later."""
 
 
 class TaskResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,11 +158,20 @@ TaskHandler = Callable[[Task], Awaitable[Any]]
 
 class _Run(msgspec.Struct, frozen=True):
     task: Task
+    digest: str
 
 
 class _Finished(msgspec.Struct, frozen=True):
     worker: ActorRef
     result: TaskResult
+    digest: str  # which version of the task ran
+
+
+class _Interrupted(msgspec.Struct, frozen=True):
+    worker: ActorRef
+    task: Task
+    digest: str
+    reason: str
 
 
 class TaskQueue:
@@ -158,7 +207,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    digest TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
 """
@@ -168,7 +218,38 @@ def _encode(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _load_state(conn: sqlite3.Connection) -> tuple[list[Task], dict[str, Status]]:
+def task_digest(kind: str, payload: Mapping[str, Any]) -> str:
+    """What a task asks, as 32 hex digits: equal for equal ``kind`` and ``payload`` (whatever
+    the order of its keys), different otherwise. The journal compares it to tell a repeat of
+    a task from a new task that reuses an id."""
+    canonical = msgspec.json.encode(payload, order="sorted")
+    return hashlib.sha256(kind.encode() + b"\0" + canonical).hexdigest()[:32]
+
+
+def _digest_old_rows(conn: sqlite3.Connection) -> None:
+    """Journals written before tasks had a digest: add the column and fill it in."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    if "digest" not in columns:
+        conn.execute("ALTER TABLE tasks ADD COLUMN digest TEXT")
+    rows = conn.execute("SELECT id, kind, payload FROM tasks WHERE digest IS NULL").fetchall()
+    if rows:
+        with transaction(conn):
+            conn.executemany(
+                "UPDATE tasks SET digest = ? WHERE id = ?",
+                [(task_digest(kind, msgspec.json.decode(payload)), i) for i, kind, payload in rows],
+            )
+
+
+class _State(msgspec.Struct):
+    """The journal as loaded at start: tasks to resume, then status and digest by id."""
+
+    pending: list[Task]
+    status: dict[str, Status]
+    digest: dict[str, str]
+
+
+def _load_state(conn: sqlite3.Connection) -> _State:
+    _digest_old_rows(conn)
     pending = [
         Task(id=row[0], kind=row[1], payload=msgspec.json.decode(row[2]), priority=row[3])
         for row in conn.execute(
@@ -176,17 +257,34 @@ def _load_state(conn: sqlite3.Connection) -> tuple[list[Task], dict[str, Status]
             " WHERE status IN ('queued', 'running') ORDER BY seq"
         )
     ]
-    statuses = {row[0]: row[1] for row in conn.execute("SELECT id, status FROM tasks")}
-    return pending, statuses
+    status: dict[str, Status] = {}
+    digest: dict[str, str] = {}
+    for task_id, task_status, what in conn.execute("SELECT id, status, digest FROM tasks"):
+        status[task_id] = task_status
+        digest[task_id] = what
+    return _State(pending, status, digest)
 
 
-def _insert(task: Task) -> Callable[[sqlite3.Connection], None]:
+def _insert(task: Task, digest: str) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
         now = time.time()
         conn.execute(
-            "INSERT INTO tasks (id, kind, payload, priority, status, created, updated)"
-            " VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-            (task.id, task.kind, _encode(task.payload), task.priority, now, now),
+            "INSERT INTO tasks (id, kind, payload, priority, status, digest, created, updated)"
+            " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (task.id, task.kind, _encode(task.payload), task.priority, digest, now, now),
+        )
+
+    return run
+
+
+def _replace(task: Task, digest: str) -> Callable[[sqlite3.Connection], None]:
+    """A new version of a known id: what it asks, queued, with no result and no attempts."""
+
+    def run(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE tasks SET kind = ?, payload = ?, priority = ?, digest = ?, status = 'queued',"
+            " result = NULL, error = NULL, attempts = 0, updated = ? WHERE id = ?",
+            (task.kind, _encode(task.payload), task.priority, digest, time.time(), task.id),
         )
 
     return run
@@ -198,6 +296,19 @@ def _mark_running(task_id: str) -> Callable[[sqlite3.Connection], None]:
             "UPDATE tasks SET status = 'running', attempts = attempts + 1, updated = ?"
             " WHERE id = ?",
             (time.time(), task_id),
+        )
+
+    return run
+
+
+def _requeue(task_id: str, digest: str) -> Callable[[sqlite3.Connection], None]:
+    """An interrupted run: queued again, and the attempt does not count."""
+
+    def run(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0), updated = ?"
+            " WHERE id = ? AND digest = ? AND status = 'running'",
+            (time.time(), task_id, digest),
         )
 
     return run
@@ -227,15 +338,46 @@ def _nothing(conn: sqlite3.Connection) -> None:
     """A no-op journal entry: its future resolves once every earlier write is on disk."""
 
 
+def _stored_result(task_id: str, status: str, result: str | None, error: str | None) -> TaskResult:
+    value = msgspec.json.decode(result) if result is not None else None
+    return TaskResult(id=task_id, status=status, result=value, error=error)  # type: ignore[arg-type]
+
+
 def _read_result(task_id: str) -> Callable[[sqlite3.Connection], TaskResult]:
     def run(conn: sqlite3.Connection) -> TaskResult:
-        status, result, error = conn.execute(
+        row = conn.execute(
             "SELECT status, result, error FROM tasks WHERE id = ?", (task_id,)
         ).fetchone()
-        value = msgspec.json.decode(result) if result is not None else None
-        return TaskResult(id=task_id, status=status, result=value, error=error)
+        return _stored_result(task_id, *row)
 
     return run
+
+
+async def journaled_results(path: str | Path, tasks: Iterable[Task]) -> list[TaskResult]:
+    """The results a journal at ``path`` holds as finished for ``tasks`` (matched by id and by
+    what they ask), in the order of ``tasks``; nothing for an in-memory or missing journal.
+    For after the scheduler stopped: e.g. to write out every result a run journaled."""
+    wanted = {t.id: task_digest(t.kind, t.payload) for t in tasks if t.id is not None}
+    if str(path) == ":memory:" or not Path(path).is_file() or not wanted:
+        return []
+
+    def read(conn: sqlite3.Connection) -> dict[str, TaskResult]:
+        found = {}
+        for task_id, status, result, error, digest in conn.execute(
+            "SELECT id, status, result, error, digest FROM tasks"
+            " WHERE status IN ('done', 'failed')"
+        ):
+            if wanted.get(task_id) == digest:
+                found[task_id] = _stored_result(task_id, status, result, error)
+        return found
+
+    db = SQLiteWorker(path)
+    await db.start()
+    try:
+        found = await db.call(read)
+    finally:
+        await db.close()
+    return [found[task_id] for task_id in wanted if task_id in found]
 
 
 class Worker(Actor):
@@ -247,18 +389,21 @@ class Worker(Actor):
 
     async def receive(self, message: Any, ctx: Context) -> None:
         match message:
-            case _Run(task=task):
+            case _Run(task=task, digest=digest):
                 assert task.id is not None
                 try:
                     value = await self._handlers[task.kind](task)
                     _encode(value)  # a result that cannot be journaled is the handler's error
+                except TaskInterrupted as exc:  # no outcome: the task stays pending
+                    self._scheduler.tell(_Interrupted(ctx.self, task, digest, str(exc)))
+                    return
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
                     failed = TaskResult(id=task.id, status="failed", error=error)
-                    self._scheduler.tell(_Finished(ctx.self, failed))
+                    self._scheduler.tell(_Finished(ctx.self, failed, digest))
                     raise  # a fresh worker for the next task: the handler's state may be broken
                 done = TaskResult(id=task.id, status="done", result=value)
-                self._scheduler.tell(_Finished(ctx.self, done))
+                self._scheduler.tell(_Finished(ctx.self, done, digest))
             case _:
                 raise TypeError(f"Worker got an unknown message: {message!r}")
 
@@ -291,6 +436,10 @@ class Scheduler(Actor):
         self.supervision = SupervisorSpec(max_restarts=worker_restarts, within=within)
         self._db = SQLiteWorker(path, schema=_SCHEMA)
         self._status: dict[str, Status] = {}
+        self._digest: dict[str, str] = {}  # what each known id asks (see task_digest)
+        self._queued: dict[str, Task] = {}  # the version of each queued id the queue may hand out
+        self._held: dict[str, Task] = {}  # interrupted: queued in the journal, not handed out
+        self._draining = False
         self._waiters: dict[str, list[DeferredReply]] = {}
         self._notify: dict[str, list[ActorRef]] = {}
         self._idle: list[ActorRef] = []
@@ -298,12 +447,14 @@ class Scheduler(Actor):
 
     async def on_start(self) -> None:
         await self._db.start()
-        pending, self._status = await self._db.call(_load_state)
-        for task in pending:
-            self._status[task.id] = "queued"  # type: ignore[index]
-            self._queue.push(task)
-        if pending:
-            log.info("scheduler resumed", path=self._path, tasks=len(pending))
+        state = await self._db.call(_load_state)
+        self._status, self._digest = state.status, state.digest
+        for task in state.pending:
+            assert task.id is not None
+            self._status[task.id] = "queued"
+            self._enqueue(task)
+        if state.pending:
+            log.info("scheduler resumed", path=self._path, tasks=len(state.pending))
         for i in range(self._n_workers):
             ref = await self.ctx.spawn(Worker, self._handlers, self.ctx.self, name=f"worker-{i}")
             self._workers.append(ref)
@@ -328,31 +479,47 @@ class Scheduler(Actor):
                 task = self._with_id(task)
                 assert task.id is not None
                 reply = ctx.defer_reply()
+                journaled = self._accept(task)
                 if notify and ctx.sender is not None:
                     self._notify.setdefault(task.id, []).append(ctx.sender)
-                self._accept(task).add_done_callback(lambda f: _answer(reply, f, task.id))
+                journaled.add_done_callback(lambda f: _answer(reply, f, task.id))
                 return None
             case SubmitAndWait(task=task):
                 task = self._with_id(task)
                 assert task.id is not None
-                self._waiters.setdefault(task.id, []).append(ctx.defer_reply())
                 self._accept(task)
+                self._waiters.setdefault(task.id, []).append(ctx.defer_reply())
                 return None
-            case _Finished(worker=worker, result=result):
+            case Wait(id=task_id):
+                reply = ctx.defer_reply()
+                status = self._status.get(task_id)
+                if status is None:
+                    reply.fail(LookupError(f"the scheduler knows no task {task_id!r}"))
+                    return None
+                self._waiters.setdefault(task_id, []).append(reply)
+                if status in ("done", "failed"):
+                    self._answer_from_journal(task_id)
+                return None
+            case _Finished(worker=worker, result=result, digest=digest):
+                if self._digest.get(result.id) != digest:  # an old version, replaced meanwhile
+                    self._free(worker)
+                    return None
                 self._status[result.id] = result.status
 
                 # The worker gets its next task only once this result is on disk: after a
                 # crash at most one finished-but-unjournaled task per worker runs again.
                 def journaled(fut: Any) -> None:
-                    self._deliver(result, fut)
-                    # a worker of an earlier incarnation (its _Finished was still queued when
-                    # the scheduler restarted) is gone: its result counts, it takes no task
-                    if worker in self._workers:
-                        self._idle.append(worker)
-                    self._dispatch()
+                    self._deliver(result, fut, digest)
+                    self._free(worker)
 
                 self._db.submit(_finish(result)).add_done_callback(journaled)
                 return None
+            case _Interrupted(worker=worker, task=task, digest=digest, reason=reason):
+                self._interrupted(worker, task, digest, reason)
+                return None
+            case Drain():
+                self._draining = True
+                return sum(1 for status in self._status.values() if status == "running")
             case Stats():
                 counts = {"queued": 0, "running": 0, "done": 0, "failed": 0}
                 for status in self._status.values():
@@ -371,6 +538,7 @@ class Scheduler(Actor):
                     for task_id in ids:
                         if self._status.get(task_id) in ("done", "failed"):
                             del self._status[task_id]
+                            self._digest.pop(task_id, None)
                     log.info("scheduler forgot finished tasks", kind=kind, tasks=len(ids))
                     reply.resolve(len(ids))
 
@@ -387,46 +555,134 @@ class Scheduler(Actor):
         """Journal and queue a new task; for a known id, deliver or wait. A future: journaled."""
         task_id = task.id
         assert task_id is not None
+        digest = task_digest(task.kind, task.payload)
         status = self._status.get(task_id)
+        if status is not None and self._digest.get(task_id) != digest:
+            return self._replace(task, digest)
         if status in ("done", "failed"):
-            stored = self._db.submit(_read_result(task_id))
-            stored.add_done_callback(lambda f: self._deliver_stored(task_id, f))
-            return stored
+            return self._answer_from_journal(task_id)
         if status is not None:  # queued or running: the waiter joins it
+            held = self._held.pop(task_id, None)
+            if held is not None:  # interrupted earlier: asked for again, so it runs again
+                self._enqueue(held)
+                self._dispatch()
             return self._db.submit(_nothing)
         self._status[task_id] = "queued"
-        fut = self._db.submit(_insert(task))
+        self._digest[task_id] = digest
+        return self._queue_new(task, self._db.submit(_insert(task, digest)))
+
+    def _replace(self, task: Task, digest: str) -> asyncio.Future[Any]:
+        """A known id that now asks something else: the new version replaces the journal's
+        entry and runs; whoever waited for the old version learns it."""
+        task_id = task.id
+        assert task_id is not None
+        log.info("scheduler.task_replaced", task=task_id, was=self._status.get(task_id))
+        for reply in self._waiters.pop(task_id, ()):
+            reply.fail(ActorStopped(
+                f"task {task_id} was replaced by a submit of the same id that asks something "
+                "else; its earlier version will not finish"
+            ))  # fmt: skip
+        self._notify.pop(task_id, None)
+        self._held.pop(task_id, None)
+        self._queued.pop(task_id, None)  # a queued old version is skipped (see _dispatch)
+        self._status[task_id] = "queued"
+        self._digest[task_id] = digest
+        return self._queue_new(task, self._db.submit(_replace(task, digest)))
+
+    def _queue_new(self, task: Task, journaled: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        """Queue a task just journaled, or fail it at once when no handler knows its kind."""
+        task_id = task.id
+        assert task_id is not None
         if task.kind not in self._handlers:
             known = ", ".join(sorted(self._handlers)) or "none"
             error = f"no handler for task kind {task.kind!r} (known: {known})"
             result = TaskResult(id=task_id, status="failed", error=error)
             self._status[task_id] = "failed"
-            self._db.submit(_finish(result)).add_done_callback(lambda f: self._deliver(result, f))
-            return fut
-        self._queue.push(task)
+            digest = self._digest[task_id]
+            done = self._db.submit(_finish(result))
+            done.add_done_callback(lambda f: self._deliver(result, f, digest))
+            return journaled
+        self._enqueue(task)
         self._dispatch()
-        return fut
+        return journaled
+
+    def _enqueue(self, task: Task) -> None:
+        assert task.id is not None
+        self._queued[task.id] = task
+        self._queue.push(task)
 
     def _dispatch(self) -> None:
-        while self._idle and self._queue:
+        while self._idle and self._queue and not self._draining:
             task = self._queue.pop()
             assert task.id is not None
+            if self._queued.get(task.id) is not task:  # replaced while it waited
+                continue
+            del self._queued[task.id]
             self._status[task.id] = "running"
             self._db.submit(_mark_running(task.id))
-            self._idle.pop(0).tell(_Run(task))
+            self._idle.pop(0).tell(_Run(task, self._digest[task.id]))
 
-    def _deliver_stored(self, task_id: str, fut: Any) -> None:
-        if fut.cancelled():
+    def _free(self, worker: ActorRef) -> None:
+        # a worker of an earlier incarnation (its report was still queued when the scheduler
+        # restarted) is gone: its result counts, it takes no task
+        if worker in self._workers:
+            self._idle.append(worker)
+        self._dispatch()
+
+    def _interrupted(self, worker: ActorRef, task: Task, digest: str, reason: str) -> None:
+        """A run stopped before the task had an outcome: pending again, in the journal and
+        here, but held back until the next start or a new submit of its id."""
+        task_id = task.id
+        assert task_id is not None
+        if self._digest.get(task_id) != digest:  # an old version, replaced meanwhile
+            self._free(worker)
             return
-        if fut.exception() is not None:
-            self._deliver(TaskResult(id=task_id, status="failed", error=str(fut.exception())))
-        else:
-            self._deliver(fut.result())
+        self._status[task_id] = "queued"
+        self._held[task_id] = task
+        log.info("scheduler.task_interrupted", task=task_id, reason=reason)
 
-    def _deliver(self, result: TaskResult, journaled: Any = None) -> None:
-        """Answer everyone waiting for ``result.id`` (after the result reached the journal)."""
+        def journaled(fut: Any) -> None:
+            if not fut.cancelled() and fut.exception() is not None:
+                log.error("journal write failed", task=task_id, error=str(fut.exception()))
+            if self._digest.get(task_id) != digest:  # replaced meanwhile: not its waiters
+                self._free(worker)
+                return
+            for reply in self._waiters.pop(task_id, ()):
+                reply.fail(ActorStopped(
+                    f"task {task_id} was interrupted before it finished ({reason}); the journal "
+                    "keeps it queued, and the next start runs it"
+                ))  # fmt: skip
+            self._notify.pop(task_id, None)
+            self._free(worker)
+
+        self._db.submit(_requeue(task_id, digest)).add_done_callback(journaled)
+
+    def _answer_from_journal(self, task_id: str) -> asyncio.Future[TaskResult]:
+        """Deliver the finished task's stored result to whoever waits for it (once read)."""
+        digest = self._digest[task_id]
+
+        def read(fut: asyncio.Future[TaskResult]) -> None:
+            if fut.cancelled():
+                return
+            error = fut.exception()
+            if error is not None:
+                failed = TaskResult(id=task_id, status="failed", error=str(error))
+                self._deliver(failed, digest=digest)
+            else:
+                self._deliver(fut.result(), digest=digest)
+
+        stored = self._db.submit(_read_result(task_id))
+        stored.add_done_callback(read)
+        return stored
+
+    def _deliver(self, result: TaskResult, journaled: Any = None, digest: str = "") -> None:
+        """Answer everyone waiting for ``result.id`` (after the result reached the journal),
+        unless the task was replaced meanwhile by one that asks something else (its waiters
+        wait for the new version; ``digest`` says which version ``result`` is of)."""
         if journaled is not None and not journaled.cancelled() and journaled.exception():
             log.error("journal write failed", task=result.id, error=str(journaled.exception()))
+        if self._digest.get(result.id) != digest:
+            return
         for reply in self._waiters.pop(result.id, ()):
             reply.resolve(result)
         for ref in self._notify.pop(result.id, ()):

@@ -14,7 +14,7 @@ from actoros import ActorRef, ActorSystem, LifecycleEvent
 from actoros.agents import AgentError, AgentReply, HopLimitExceeded, RuleAgent, UserMessage
 from actoros.agents.rule import fields_of, fill, first_match, matches
 from actoros.config.schema import AgentConfig, Permissions, Rule, SubmitAction
-from actoros.kernel.scheduler import Scheduler, SubmitAndWait, Task, TaskResult
+from actoros.kernel.scheduler import Scheduler, Task, TaskResult, Wait
 from actoros.kernel.tools import ToolRegistry, ToolService
 from actoros.testing import capture_events, test_system
 
@@ -155,7 +155,7 @@ async def test_submit_rule_hands_a_task_to_the_scheduler(rt_system: ActorSystem)
     reply = await ref.ask("hello")
     task_id = reply.data["task_id"]
     assert reply.text == f"submitted shout task {task_id}"
-    result = await scheduler.ask(SubmitAndWait(task=Task(kind="shout", id=task_id)))
+    result = await scheduler.ask(Wait(id=task_id))
     assert result == TaskResult(id=task_id, status="done", result="HELLO")
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,281 @@ async def test_waiters_learn_of_a_scheduler_restart_and_can_wait_again(tmp_path:
         again = await sched.ask(SubmitAndWait(task=task), timeout=None)
         assert again == TaskResult(id="t", status="done", result="done")
         assert runs == 2  # killed while running, so run again (at least once)
+
+
+def recording_double(runs: list[int]) -> Callable[[Task], Awaitable[int]]:
+    """A ``double`` handler that records each ``x`` it is run with."""
+
+    async def count_double(task: Task) -> int:
+        runs.append(task.payload["x"])
+        return task.payload["x"] * 2
+
+    return count_double
+
+
+def journal_rows(db: str) -> dict[str, tuple[str, int]]:
+    """id -> (status, attempts), read from the journal file."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, status, attempts FROM tasks")}
+
+
+async def test_an_interrupted_task_stays_queued_and_runs_on_the_next_start(tmp_path: Path):
+    """A handler stopped before its task had an outcome (a shutdown) raises TaskInterrupted:
+    no result is journaled, the waiter hears ActorStopped, and the next start runs it."""
+    from actoros import ActorStopped
+    from actoros.kernel.scheduler import TaskInterrupted
+
+    db = str(tmp_path / "tasks.db")
+
+    async def stopped(task: Task) -> int:
+        raise TaskInterrupted("the agent was stopped")
+
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"d": stopped}, db, workers=1)
+        with pytest.raises(ActorStopped, match="interrupted before it finished"):
+            await sched.ask(SubmitAndWait(task=Task(kind="d", id="t", payload={"x": 4})))
+        stats = await sched.ask(Stats())
+        assert (stats.queued, stats.running, stats.done, stats.failed) == (1, 0, 0, 0)
+        assert stats.idle_workers == 1  # the worker was not failed for it
+    assert journal_rows(db) == {"t": ("queued", 0)}  # pending; the attempt does not count
+    async with ActorSystem("b") as system:
+        sched = await system.spawn(Scheduler, {"d": double}, db, workers=1)
+        again = await sched.ask(SubmitAndWait(task=Task(kind="d", id="t", payload={"x": 4})))
+        assert again == TaskResult(id="t", status="done", result=8)
+    assert journal_rows(db) == {"t": ("done", 1)}
+
+
+async def test_an_interrupted_task_runs_again_when_its_id_is_submitted_again(system: ActorSystem):
+    from actoros import ActorStopped
+    from actoros.kernel.scheduler import TaskInterrupted
+
+    runs = 0
+
+    async def once_interrupted(task: Task) -> int:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise TaskInterrupted("stopped")
+        return runs
+
+    sched = await system.spawn(Scheduler, {"o": once_interrupted}, workers=1)
+    with pytest.raises(ActorStopped):
+        await sched.ask(SubmitAndWait(task=Task(kind="o", id="t")))
+    assert await sched.ask(SubmitAndWait(task=Task(kind="o", id="t"))) == TaskResult(
+        id="t", status="done", result=2
+    )
+
+
+async def test_drain_hands_out_no_more_tasks_and_the_journal_keeps_them(tmp_path: Path):
+    db = str(tmp_path / "tasks.db")
+    ran: list[str] = []
+    gate, blocked = asyncio.Event(), asyncio.Event()
+
+    async def record(task: Task) -> None:
+        if task.id == "block":
+            blocked.set()
+            await gate.wait()
+        ran.append(task.id or "")
+
+    from actoros.kernel.scheduler import Drain
+
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"r": record}, db, workers=1)
+        first = asyncio.ensure_future(sched.ask(SubmitAndWait(task=Task(kind="r", id="block"))))
+        await blocked.wait()
+        for tid in ("a", "b"):
+            await sched.ask(Submit(task=Task(kind="r", id=tid)))
+        assert await sched.ask(Drain()) == 1  # one task is running
+        await sched.ask(Submit(task=Task(kind="r", id="c")))  # journaled, not started
+        gate.set()
+        assert (await first).status == "done"
+        stats = await sched.ask(Stats())
+        assert (stats.queued, stats.done, stats.idle_workers) == (3, 1, 1)
+    assert ran == ["block"]
+    async with ActorSystem("b") as system:
+        sched = await system.spawn(Scheduler, {"r": record}, db, workers=1)
+        await sched.ask(SubmitAndWait(task=Task(kind="r", id="c")))
+    assert ran == ["block", "a", "b", "c"]
+
+
+async def test_a_finished_id_that_asks_something_else_runs_again(tmp_path: Path):
+    """The journal keys a task by id and by what it asks: a new payload under a finished id
+    is run (and replaces the stored result); the old answer is never served for it."""
+    db = str(tmp_path / "tasks.db")
+    runs: list[int] = []
+    count_double = recording_double(runs)
+
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"d": count_double}, db)
+        one = await sched.ask(SubmitAndWait(task=Task(kind="d", id="t", payload={"x": 1})))
+        two = await sched.ask(SubmitAndWait(task=Task(kind="d", id="t", payload={"x": 2})))
+        assert (one.result, two.result) == (2, 4)
+        assert (await sched.ask(Stats())).done == 1  # one id, its latest version
+    async with ActorSystem("b") as system:
+        sched = await system.spawn(Scheduler, {"d": count_double}, db)
+        same = Task(kind="d", id="t", payload={"x": 2})
+        assert (await sched.ask(SubmitAndWait(task=same))).result == 4  # from the journal
+        other_kind = Task(kind="other", id="t", payload={"x": 2})
+        assert (await sched.ask(SubmitAndWait(task=other_kind))).status == "failed"
+    assert runs == [1, 2]
+
+
+async def test_a_new_version_of_a_running_task_replaces_it_and_the_old_result_is_dropped(
+    system: ActorSystem,
+):
+    from actoros import ActorStopped
+
+    gates = {1: asyncio.Event(), 2: asyncio.Event()}
+    started: list[int] = []
+    old_started = asyncio.Event()
+
+    async def slow(task: Task) -> int:
+        started.append(task.payload["x"])
+        old_started.set()
+        await gates[task.payload["x"]].wait()
+        return task.payload["x"] * 10
+
+    sched = await system.spawn(Scheduler, {"s": slow}, workers=2)
+    old = asyncio.ensure_future(
+        sched.ask(SubmitAndWait(task=Task(kind="s", id="t", payload={"x": 1})))
+    )
+    await old_started.wait()
+    new = asyncio.ensure_future(
+        sched.ask(SubmitAndWait(task=Task(kind="s", id="t", payload={"x": 2})))
+    )
+    try:
+        with pytest.raises(ActorStopped, match="replaced"):
+            await asyncio.wait_for(old, 2)  # its waiter learns that its version will not end
+        gates[1].set()  # the old version ends first: its result is not the task's
+        while (await sched.ask(Stats())).idle_workers != 1:  # until the old one has reported
+            pass
+        assert not new.done()
+        gates[2].set()
+        assert await new == TaskResult(id="t", status="done", result=20)
+        assert started == [1, 2]
+    finally:  # whatever failed, the handlers end
+        for gate in gates.values():
+            gate.set()
+
+
+async def test_a_queued_task_replaced_before_it_ran_runs_only_its_new_version(
+    system: ActorSystem,
+):
+    ran: list[tuple[str, int]] = []
+    gate, blocked = asyncio.Event(), asyncio.Event()
+
+    async def record(task: Task) -> int:
+        if task.id == "block":
+            blocked.set()
+            await gate.wait()
+        ran.append((task.id or "", task.payload.get("x", 0)))
+        return task.payload.get("x", 0)
+
+    sched = await system.spawn(Scheduler, {"r": record}, workers=1)
+    first = asyncio.ensure_future(sched.ask(SubmitAndWait(task=Task(kind="r", id="block"))))
+    await blocked.wait()
+    await sched.ask(Submit(task=Task(kind="r", id="t", payload={"x": 1})))
+    newer = asyncio.ensure_future(
+        sched.ask(SubmitAndWait(task=Task(kind="r", id="t", payload={"x": 2})))
+    )
+    await sched.ask(Stats())
+    gate.set()
+    await first
+    assert (await newer).result == 2
+    assert ran == [("block", 0), ("t", 2)]
+
+
+async def test_a_journal_written_before_digests_is_upgraded_in_place(tmp_path: Path):
+    import sqlite3
+
+    db = str(tmp_path / "tasks.db")
+    with sqlite3.connect(db) as conn:  # the journal's schema before tasks had a digest
+        conn.executescript(
+            "CREATE TABLE tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+            " kind TEXT NOT NULL, payload TEXT NOT NULL, priority INTEGER NOT NULL,"
+            " status TEXT NOT NULL, result TEXT, error TEXT,"
+            " attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL);"
+            "INSERT INTO tasks (id, kind, payload, priority, status, result, created, updated)"
+            " VALUES ('same', 'd', '{\"x\": 1}', 0, 'done', '2', 0, 0),"
+            " ('changed', 'd', '{\"x\": 1}', 0, 'done', '2', 0, 0);"
+        )
+    runs: list[int] = []
+    count_double = recording_double(runs)
+
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"d": count_double}, db)
+        same = await sched.ask(SubmitAndWait(task=Task(kind="d", id="same", payload={"x": 1})))
+        changed = await sched.ask(
+            SubmitAndWait(task=Task(kind="d", id="changed", payload={"x": 3}))
+        )
+    assert (same.result, changed.result, runs) == (2, 6, [3])
+
+
+async def test_journaled_results_reads_the_finished_tasks_that_ask_the_same(tmp_path: Path):
+    from actoros.kernel.scheduler import journaled_results
+
+    db = str(tmp_path / "tasks.db")
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"d": double, "b": boom}, db)
+        await sched.ask(SubmitAndWait(task=Task(kind="d", id="a", payload={"x": 1})))
+        await sched.ask(SubmitAndWait(task=Task(kind="b", id="b", payload={"x": 1})))
+    asked = [
+        Task(kind="b", id="b", payload={"x": 1}),
+        Task(kind="d", id="a", payload={"x": 2}),  # asks something else: not its result
+        Task(kind="d", id="nope", payload={"x": 1}),
+    ]
+    results = await journaled_results(db, asked)
+    assert [(r.id, r.status) for r in results] == [("b", "failed")]
+    assert await journaled_results(tmp_path / "missing.db", asked) == []
+    assert await journaled_results(":memory:", asked) == []
+
+
+def test_task_digest_depends_on_what_is_asked_not_on_key_order():
+    from actoros.kernel.scheduler import task_digest
+
+    assert task_digest("k", {"a": 1, "b": [1, 2]}) == task_digest("k", {"b": [1, 2], "a": 1})
+    assert task_digest("k", {"a": 1}) != task_digest("k", {"a": 2})
+    assert task_digest("k", {"a": 1}) != task_digest("j", {"a": 1})
+
+
+async def test_wait_gives_the_result_of_a_known_id_without_asking_anything(tmp_path: Path):
+    from actoros.kernel.scheduler import Wait
+
+    db = str(tmp_path / "tasks.db")
+    gate = asyncio.Event()
+
+    async def gated(task: Task) -> int:
+        await gate.wait()
+        return task.payload["x"] * 2
+
+    async with ActorSystem("a") as system:
+        sched = await system.spawn(Scheduler, {"g": gated}, db)
+        await sched.ask(Submit(task=Task(kind="g", id="t", payload={"x": 5})))
+        waiting = asyncio.ensure_future(sched.ask(Wait(id="t")))
+        await sched.ask(Stats())
+        assert not waiting.done()
+        gate.set()
+        assert await waiting == TaskResult(id="t", status="done", result=10)
+        with pytest.raises(LookupError, match="knows no task 'nope'"):
+            await sched.ask(Wait(id="nope"))
+    async with ActorSystem("b") as system:  # finished: answered from the journal
+        sched = await system.spawn(Scheduler, {"g": gated}, db)
+        assert await sched.ask(Wait(id="t")) == TaskResult(id="t", status="done", result=10)
+
+
+async def test_a_new_version_submitted_while_the_old_result_is_journaled_gets_its_own(
+    system: ActorSystem,
+):
+    """The old version's result reaches its waiters only after the journal write; a new
+    version submitted in between must not be answered with it."""
+
+    async def shout(task: Task) -> str:
+        return str(task.payload["text"]).upper()
+
+    sched = await system.spawn(Scheduler, {"shout": shout}, workers=1)
+    for i in range(20):  # the old result is on its way to the journal when the new one comes
+        task_id = await sched.ask(Submit(task=Task(kind="shout", payload={"text": f"a{i}"})))
+        new = Task(kind="shout", id=task_id, payload={"text": f"b{i}"})
+        assert (await sched.ask(SubmitAndWait(task=new))).result == f"B{i}"
