@@ -53,6 +53,7 @@ import structlog
 from actoros.config.schema import AgentConfig
 from actoros.core import ActorRef
 from actoros.inference.actor import CompletionStream
+from actoros.inference.errors import EngineUnavailable
 from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
 from actoros.kernel.access import AccessControl, CallTool, Infer, SendTo
 from actoros.kernel.threads import (
@@ -74,6 +75,9 @@ __all__ = ["LLMAgent", "StepFilter"]
 log = structlog.get_logger("actoros.agents.llm")
 
 ResolveAgent = Callable[[str], ActorRef | None]
+
+#: How often a model call is asked again after the engine died under it (see ``_complete``).
+ENGINE_RETRIES = 2
 
 
 class LLMAgent(Agent):
@@ -207,19 +211,47 @@ class LLMAgent(Agent):
             temperature=self.config.temperature,
             stream=shown is not None,
         )
-        if step_filter is not None and shown is not None:
-            completion = await self._generate_streamed(gen, step_filter, shown)
-        else:
-            completion = await self._syscall(self.inference, gen, "inference")
+        completion = await self._complete(gen, step_filter, shown)
         if not isinstance(completion, Completion):
             raise AgentError(self.name, f"inference answered {type(completion).__name__}")
         usage.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         return completion.text
 
+    async def _complete(
+        self, gen: Generate, step_filter: StepFilter | None, shown: _Shown | None
+    ) -> Any:
+        """The model's completion of ``gen`` (streamed into ``shown`` when the turn streams).
+
+        An engine that dies under the request (``EngineUnavailable``: the inference actor's
+        supervisor is restarting it) is a fault of the kernel, not an outcome of the turn, so
+        the step is asked again once the engine is back, up to ``ENGINE_RETRIES`` times,
+        unless a streamed step already showed some of its text (what was shown cannot be
+        taken back). Any other failure is the turn's ``AgentError``.
+        """
+        for attempt in range(ENGINE_RETRIES + 1):
+            try:
+                if step_filter is not None and shown is not None:
+                    return await self._generate_streamed(gen, step_filter, shown)
+                return await self.inference.ask(gen, timeout=self.timeout)
+            except EngineUnavailable as exc:
+                shown_any = step_filter is not None and step_filter.shown
+                if attempt == ENGINE_RETRIES or shown_any:
+                    reason = f"inference failed: EngineUnavailable: {exc}"
+                    raise AgentError(self.name, reason) from None
+                log.info("agent.engine_retry", agent=self.name, attempt=attempt + 1, error=str(exc))
+                if step_filter is not None:
+                    step_filter.reset()  # held-back output of the failed attempt is void
+            except AgentError:
+                raise
+            except Exception as exc:
+                reason = f"inference failed: {type(exc).__name__}: {exc}"
+                raise AgentError(self.name, reason) from None
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
     async def _generate_streamed(
         self, gen: Generate, step_filter: StepFilter, shown: _Shown
     ) -> Completion:
-        stream = await self._syscall(self.inference, gen, "inference")
+        stream = await self.inference.ask(gen, timeout=self.timeout)
         if not isinstance(stream, CompletionStream):
             raise AgentError(self.name, f"inference answered {type(stream).__name__}")
         try:  # the whole step within the same time a non-streamed one gets
@@ -229,11 +261,6 @@ class LLMAgent(Agent):
                         shown.show(step_filter.feed(item.text))
                     elif isinstance(item, Completion):
                         return item
-        except AgentError:
-            raise
-        except Exception as exc:
-            reason = f"inference failed: {type(exc).__name__}: {exc}"
-            raise AgentError(self.name, reason) from None
         finally:  # cancelled or failed before the end: abort the request
             await stream.aclose()
         raise AgentError(self.name, f"inference stream {stream.request_id} ended early")
@@ -335,6 +362,10 @@ class StepFilter:
     def shown(self) -> str:
         """The part of this step's output shown so far."""
         return self._output[self._start : self._sent] if self._start >= 0 else ""
+
+    def reset(self) -> None:
+        """Forget the output fed so far (nothing of it was shown): the step starts again."""
+        self._output, self._start, self._sent, self._held_whole = "", -1, 0, False
 
     def feed(self, piece: str) -> str:
         self._output += piece

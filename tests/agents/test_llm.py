@@ -20,7 +20,7 @@ from actoros.agents import (
     UserMessage,
 )
 from actoros.config.schema import AgentConfig, Permissions, Rule
-from actoros.inference.engine import EngineOutput
+from actoros.inference.engine import EngineDead, EngineOutput
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
 from actoros.kernel.threads import MAX_MESSAGE_BYTES
@@ -241,3 +241,56 @@ async def test_a_message_over_the_thread_size_limit_is_an_error_reply(kernel: Ke
     with pytest.raises(AgentError, match="of 1,048,577 bytes is over the limit of 1,048,576 bytes"):
         await ref.ask(UserMessage(text="x" * (MAX_MESSAGE_BYTES + 1)))
     assert kernel.engine.requests == []  # refused before any model call
+
+
+class DiesOnce(ScriptedEngine):
+    """A scripted engine whose first incarnation dies under its first request."""
+
+    incarnations = 0
+
+    def __init__(self, replies: Iterable[str]) -> None:
+        super().__init__(replies)
+        DiesOnce.incarnations += 1
+        self.doomed = DiesOnce.incarnations == 1
+
+    async def generate(self, request_id: str, prompt: Any, gen: Generate) -> AsyncIterator[Any]:
+        if self.doomed:
+            self.kill()
+            raise EngineDead("killed under the first request")
+        async for out in super().generate(request_id, prompt, gen):
+            yield out
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_step_the_engine_died_under_is_asked_again_once_the_engine_is_back(
+    stream: bool,
+) -> None:
+    # issue 9: a task whose model call met a dying engine was answered with
+    # "EngineUnavailable" (lost); the kernel's fault is retried, the turn's outcome is kept
+    from actoros.inference.actor import InferenceActor
+    from actoros.kernel.threads import ThreadStore
+    from actoros.kernel.tools import ToolRegistry, ToolService
+    from actoros.testing import test_system
+
+    from .kernel import no_summary
+
+    DiesOnce.incarnations = 0
+    async with test_system(real_time=True) as system:
+        inference = await system.spawn(
+            InferenceActor, lambda: DiesOnce(["Paris."]), log_every=None
+        )
+        threads = await system.spawn(ThreadStore, no_summary)
+        tools = await system.spawn(ToolService, ToolRegistry.with_builtins())
+        kernel = Kernel(system, ScriptedEngine([]), inference, threads, tools, {})
+        ref = await kernel.spawn(llm())
+        reply = await ref.ask(UserMessage(text="Capital of France?", stream=stream))
+        if stream:
+            items = [item async for item in reply]
+            reply = items[-1]
+            assert "".join(i.text for i in items[:-1]) == "Paris."
+        assert isinstance(reply, AgentReply) and reply.text == "Paris."
+        (info,) = [i for i in system.snapshot() if i.path == inference.path]
+        assert info.restarts == 1 and DiesOnce.incarnations == 2  # the engine was replaced
+        assert await kernel.thread(reply.thread_id) == [
+            ("user", "Capital of France?"), ("assistant", "Paris."),
+        ]  # fmt: skip

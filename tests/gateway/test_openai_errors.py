@@ -325,15 +325,21 @@ async def test_the_raw_model_is_503_while_the_engine_is_not_ready(tmp_path: Path
         assert set(gateway.restarts().values()) == {0}
 
 
-async def test_a_dead_engine_is_503_for_the_model_and_for_agents(gateway: RunningGateway) -> None:
+async def test_a_dead_engine_is_503_for_the_model_and_an_agent_retries_on_the_next_engine(
+    gateway: RunningGateway,
+) -> None:
     client = gateway.client()
-    for model in ("fake", "faq"):
-        gateway.engine().kill()
-        with pytest.raises(openai.InternalServerError) as caught:
-            await client.chat.completions.create(model=model, messages=USER)
-        assert caught.value.status_code == 503
-        assert body(caught.value)["code"] == "engine_unavailable"
-        await _engine_back(gateway)
+    gateway.engine().kill()
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="fake", messages=USER)
+    assert caught.value.status_code == 503
+    assert body(caught.value)["code"] == "engine_unavailable"
+    await _engine_back(gateway)
+    # an agent's model call that meets a dead engine is asked again once the supervisor has
+    # restarted it: the kernel's fault is not the turn's outcome (issue 9)
+    gateway.engine().kill()
+    reply = await client.chat.completions.create(model="faq", messages=USER)
+    assert reply.choices[0].message.content
     restarts = gateway.restarts()
     assert restarts["/kernel/inference"] == 2  # the engine's actor, restarted by design
     await still_serving(gateway, restarts)
