@@ -13,7 +13,10 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
    so the model can recover) and the loop goes on; a ``FinalAnswer`` is appended as
    ``assistant`` and is the reply; ``Malformed`` output gets one retry with a note saying what
    was wrong (the bad output and the note are not stored); malformed again is an ``AgentError``;
-4. at most ``config.max_steps`` model calls per turn, then an ``AgentError``.
+4. at most ``config.max_steps`` model calls per turn, then an ``AgentError``. A model call
+   that meets a dying engine (``EngineUnavailable``) is not one of them: it is asked again
+   once the supervisor has replaced the engine (``ENGINE_RETRIES``), since the kernel's fault
+   is not the turn's outcome.
 
 The actor keeps no conversation state: everything a later turn needs is in the thread store,
 so an agent restarted by its supervisor carries on with its threads as they were. Turns of
