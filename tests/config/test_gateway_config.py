@@ -117,9 +117,18 @@ def test_a_group_may_not_take_the_gateways_name() -> None:
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ("gateway: {port: 70000}\n", "5: gateway.port: Expected 'int' <= 65535"),
-        ("gateway: {max_concurrent: 0}\n", "5: gateway.max_concurrent: Expected 'int' >= 1"),
-        ("gateway: {request_timeout: 0}\n", "5: gateway.request_timeout: Expected 'float' > 0.0"),
+        (
+            "gateway: {port: 70000}\n",
+            "5: gateway.port: 70000 is out of range (allowed: 0 to 65535)",
+        ),
+        (
+            "gateway: {max_concurrent: 0}\n",
+            "5: gateway.max_concurrent: 0 is out of range (allowed: 1 to 100000)",
+        ),
+        (
+            "gateway: {request_timeout: 0}\n",
+            "5: gateway.request_timeout: 0 is out of range (allowed: above 0, up to 86400)",
+        ),
         ("gateway: {tokens: [{token: x}]}\n", "5: gateway.tokens[0]: missing required key 'name'"),
     ],
 )
