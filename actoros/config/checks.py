@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import os
-import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .delegation import delegation_cycles, describe
 from .modules import missing_module
+from .paths import database_problem, folder_problem
 from .problems import ConfigError, Key, Problem, line_of, render_key
 from .schema import (
     BUILTIN_TOOLS,
@@ -140,29 +139,13 @@ class _Checker:
     def state(self) -> Iterator[Problem]:
         """The state folder must be (or be creatable as) a folder, the databases files."""
         system, services = self.config.system, self.config.services
-        yield from self.folder(("system", "state_dir"), Path(system.state_dir))
+        problem = folder_problem(Path(system.state_dir))
+        if problem is not None:
+            yield self.problem(("system", "state_dir"), problem)
         for name, db in (("scheduler", services.scheduler.db), ("threads", services.threads.db)):
-            if db is not None and _mode_or_none(Path(db)) == "folder":
-                yield self.problem(
-                    ("services", name, "db"), f"{db} is a folder, not a database file"
-                )
-
-    def folder(self, at: Key, path: Path) -> Iterator[Problem]:
-        """``path`` is a folder, or the first one that exists above it is, and writable."""
-        for above in (path, *path.parents):
-            try:
-                mode = _mode(above)
-            except OSError as exc:
-                yield self.problem(at, f"{path}: {exc.strerror or exc}")
-                return
-            if mode is None:
-                continue
-            if mode != "folder":
-                where = "is a file" if above == path else f"is under {above}, a file"
-                yield self.problem(at, f"{path} {where}: name a folder")
-            elif above != path and not os.access(above, os.W_OK | os.X_OK):
-                yield self.problem(at, f"{path} cannot be made: {above} is not writable")
-            return
+            problem = None if db is None else database_problem(Path(db))
+            if problem is not None:
+                yield self.problem(("services", name, "db"), problem)
 
     def agent_list(self) -> Iterator[Problem]:
         first: dict[str, int] = {}
@@ -376,22 +359,6 @@ class _Checker:
             for j, name in enumerate(token.agents):
                 if name != "*":
                     yield from self.agent((*at, "agents", j), name)
-
-
-def _mode(path: Path) -> str | None:
-    """ "folder", "file" (anything else), or ``None`` when nothing is there (or a file is
-    where a folder on the way should be). Other errors (a name too long) are raised."""
-    try:
-        return "folder" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _mode_or_none(path: Path) -> str | None:
-    try:
-        return _mode(path)
-    except OSError:  # the run says what it meets
-        return None
 
 
 def is_loopback(host: str) -> bool:

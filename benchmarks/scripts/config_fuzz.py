@@ -1,7 +1,7 @@
 """Config fuzzing: how many malformed files ``actoros validate`` answers cleanly.
 
     .venv/bin/python benchmarks/scripts/config_fuzz.py [--mutations N] [--seed S]
-        [--checkout DIR] [--label TEXT] [--out DIR] [--jobs J] [--timeout S]
+        [--checkout DIR] [--label TEXT] [--baseline JSON] [--out DIR] [--jobs J] [--timeout S]
 
 Writes the cases of ``tests/config/malformed.py`` (every class: encodings, YAML bombs, deep
 nesting, special files, absurd values of every numeric field, semantic holes, YAML oddities,
@@ -14,7 +14,9 @@ A case is clean when it exits 2 with one line per problem (``FILE:LINE: PATH: pr
 ``FILE: problem`` or ``actoros: error: ...``; printable, no line twice, the count and the
 named path where the case knows them) or, for a file that may be valid, exits 0 with its one
 ``ok`` line; never a traceback, another exit status or a timeout. Writes ``config_fuzz.json``
-(every count, and each unclean case with its reasons) and ``config_fuzz.md`` to ``--out``.
+(every count, and each unclean case with its reasons) and ``config_fuzz.md`` to ``--out``;
+``--baseline`` (the ``config_fuzz.json`` of another checkout, same seed and sizes) adds its
+counts beside these.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -78,6 +81,8 @@ def run_case(case: Case, checkout: Path, timeout: float) -> dict[str, object]:
 
 def markdown(report: dict[str, object]) -> str:
     kinds: dict[str, dict[str, int]] = report["kinds"]  # type: ignore[assignment]
+    base: dict[str, Any] | None = report.get("baseline")  # type: ignore[assignment]
+    before = f" ({base['clean']} of {base['cases']} for {base['label']})" if base else ""
     lines = [
         "# config fuzzing: `actoros validate` on malformed files",
         "",
@@ -85,14 +90,19 @@ def markdown(report: dict[str, object]) -> str:
         f"{report['mutations']} mutations, {report['timeout_s']} s and 2 GiB per file; "
         f"checkout: {report['label']}.",
         "",
-        f"**{report['clean']} of {report['cases']} clean** (exit 2 with one line per problem, "
-        "or exit 0 with the ok line for a valid file; no traceback, no hang).",
+        f"**{report['clean']} of {report['cases']} clean**{before} (exit 2 with one line per "
+        "problem, or exit 0 with the ok line for a valid file; no traceback, no hang).",
         "",
-        "| class | cases | clean | slowest, s |",
-        "|---|---:|---:|---:|",
+        "| class | cases | clean | slowest, s |"
+        + (" clean before | slowest before, s |" if base else ""),
+        "|---|---:|---:|---:|" + ("---:|---:|" if base else ""),
     ]
     for kind, counts in kinds.items():
-        lines.append(f"| {kind} | {counts['cases']} | {counts['clean']} | {counts['slowest_s']} |")
+        row = f"| {kind} | {counts['cases']} | {counts['clean']} | {counts['slowest_s']} |"
+        if base:
+            old = base["kinds"].get(kind, {"clean": "-", "slowest_s": "-"})
+            row += f" {old['clean']} | {old['slowest_s']} |"
+        lines.append(row)
     unclean: list[dict[str, object]] = report["unclean"]  # type: ignore[assignment]
     if unclean:
         lines += ["", "Not clean:", ""]
@@ -107,6 +117,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkout", type=Path, default=REPO)
     parser.add_argument("--label", default="this checkout")
+    parser.add_argument("--baseline", type=Path, help="config_fuzz.json of another checkout")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=10.0)
@@ -143,6 +154,9 @@ def main() -> int:
         "reasons": dict(Counter(w.split(":")[0] for r in unclean for w in r["wrong"])),  # type: ignore[union-attr]
         "unclean": unclean,
     }
+    if args.baseline is not None:
+        old = json.loads(args.baseline.read_text())
+        report["baseline"] = {key: old[key] for key in ("label", "cases", "clean", "kinds")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "config_fuzz.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
