@@ -4,7 +4,8 @@ Composing is bounded (``_BoundedLoader``): nodes nest at most ``MAX_DEPTH`` deep
 may add at most ``MAX_ALIAS_NODES`` nodes to the tree they expand to, so a YAML bomb (a
 billion laughs, an alias tree, an alias of the node that holds it) is one problem line, not
 gigabytes or a ``RecursionError``: everything after composing (the line index, construction,
-decoding) walks a tree that is at most that deep and that large.
+decoding) walks a tree that is at most that deep and that large. A scalar PyYAML cannot
+convert (``2024-13-45``, ``!!bool maybe``, an int of 5,000 digits) is a problem at its line.
 """
 
 from __future__ import annotations
@@ -108,6 +109,23 @@ class _BoundedLoader(yaml.SafeLoader):
     @staticmethod
     def _refuse(message: str, event: yaml.Event) -> yaml.composer.ComposerError:
         return yaml.composer.ComposerError(None, None, message, event.start_mark)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a scalar it cannot convert (``2024-13-45``, ``!!float abc``, an int
+        of 5000 digits) a problem at its line rather than a ``ValueError``."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, OverflowError, AttributeError) as exc:  # from its parsing
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            kind = node.tag.rpartition(":")[2]
+            if kind == "int" and len(node.value) > 4000:
+                message = f"a number of {len(node.value)} digits is too long"
+            else:
+                shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+                reason = f" ({exc})" if isinstance(exc, ValueError) else ""
+                message = f"{shown!r} is not a valid {kind}{reason}: quote it to make it text"
+            raise yaml.constructor.ConstructorError(None, None, message, node.start_mark) from None
 
 
 def _too_deep() -> str:

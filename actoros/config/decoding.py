@@ -143,6 +143,8 @@ def _show(value: Any) -> str:
     """A number as YAML spells it (``.inf``), shortened when it has many digits."""
     if isinstance(value, float) and not math.isfinite(value):
         return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        return f"a number of {len(hex(abs(value))) - 2} hex digits"  # past float and str()
     if isinstance(value, int | float) and not isinstance(value, bool):
         text = str(value)
         return text if len(text) <= 15 else f"{value:.3g}"

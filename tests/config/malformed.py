@@ -470,6 +470,14 @@ YAML_ODDITIES = {
     "section-is-list": "system: [a]\n",
     "agents-is-mapping": "agents: {name: a}\n",
     "agent-is-string": "agents: [router]\n",
+    "impossible-date": "system: {name: 2024-13-45}\n",
+    "impossible-time": "system: {name: 2024-01-01 25:61:61}\n",
+    "bool-tag-on-text": "system: {name: !!bool maybe}\n",
+    "float-tag-on-text": "system: {name: !!float abc}\n",
+    "int-tag-on-text": "system: {name: !!int 0b102}\n",
+    "int-of-5000-digits": "workload: {concurrency: " + "9" * 5000 + "}\n",
+    "hex-of-5000-digits": "workload: {concurrency: 0x" + "f" * 5000 + "}\n",
+    "float-of-5000-digits": "agents: [{name: a, kind: llm, temperature: 1" + "0" * 5000 + ".5}]\n",
     "deep-but-fine": "inference: {engine: fake, engine_args: {a: {b: {c: {d: [1, [2, [3]]]}}}}}\n",
 }
 
@@ -569,6 +577,13 @@ def _confuse(data: Any, rng: random.Random) -> Any:
     return data
 
 
+ODD_SCALARS = [
+    "2024-13-45", "2024-01-01 25:61:61", "!!bool maybe", "!!float abc", "!!int 0b102", ".NaN",
+    "-.inf", "0x" + "f" * 300, "9" * 5000, "1e400", "0o8", "1_2_3", "12:30:45", "~", "*nowhere",
+    "&a x", "!!binary x", "!custom x", "'unterminated", '"\\q"', "|", ">", "[", "{", "? x", "- x",
+    "=", "<<", "!!python/object:os.system x", "!!timestamp yesterday", "!!null x", "!!str",
+]  # fmt: skip
+
 REPLACEMENTS: list[Callable[[], Any]] = [
     lambda: None, lambda: True, lambda: 0, lambda: -1, lambda: 10**30, lambda: 1e308 * 10,
     lambda: math.nan, lambda: "", lambda: "x" * 10_000, lambda: "名前", lambda: [], lambda: {},
@@ -588,8 +603,15 @@ def mutation_cases(w: _Writer, rng: random.Random, count: int) -> Iterator[Case]
 
     for i in range(count):
         stem, text = rng.choice(examples)
-        how = rng.choice(("truncate", "splice", "delete", "duplicate", "flip", "confuse"))
-        if how == "truncate":
+        how = rng.choice(("truncate", "splice", "delete", "duplicate", "flip", "confuse", "scalar"))
+        if how == "scalar":  # an odd YAML scalar where a value was
+            lines = text.split(b"\n")
+            values = [i for i, line in enumerate(lines) if re.match(rb"^\s*[-\w]+: \S", line)]
+            at = rng.choice(values)
+            key = lines[at].split(b": ")[0]
+            lines[at] = key + b": " + rng.choice(ODD_SCALARS).encode()
+            data = b"\n".join(lines)
+        elif how == "truncate":
             data = text[: rng.randrange(len(text))]
         elif how == "splice":
             at = rng.randrange(len(text))

@@ -79,3 +79,23 @@ def test_a_character_yaml_forbids_is_named_with_its_line() -> None:
     assert problems("system:\n  name: x\x00\n") == [
         "c.yaml:2: invalid YAML: the character '\\x00' is not allowed"
     ]
+
+
+def test_an_integer_longer_than_python_converts_is_one_line() -> None:
+    assert problems("workload: {concurrency: " + "9" * 5000 + "}\n") == [
+        "c.yaml:1: invalid YAML: a number of 5000 digits is too long"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2024-13-45", "'2024-13-45' is not a valid timestamp (month must be in 1..12)"),
+        ("!!bool maybe", "'maybe' is not a valid bool"),
+        ("!!float abc", "'abc' is not a valid float (could not convert string to float: 'abc')"),
+    ],
+)
+def test_a_scalar_yaml_cannot_convert_is_one_line(value: str, problem: str) -> None:
+    assert problems(f"system:\n  name: {value}\n") == [
+        f"c.yaml:2: invalid YAML: {problem}: quote it to make it text"
+    ]

@@ -110,3 +110,12 @@ def test_a_name_has_a_length_bound() -> None:
     assert problems({"system": {"name": "x" * 101}}) == [
         "c.yaml:2: system.name: Expected 'str' of length <= 100"
     ]
+
+
+def test_a_huge_hex_number_is_shown_by_its_length() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("workload: {concurrency: 0x" + "f" * 5000 + "}\n", source="c.yaml")
+    assert caught.value.lines() == [
+        "c.yaml:1: workload.concurrency: a number of 5000 hex digits is out of range "
+        "(allowed: 1 to 10000)"
+    ]

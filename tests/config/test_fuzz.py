@@ -47,8 +47,10 @@ def _alarm(signum: int, frame: Any) -> None:
 def validate(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int | None, str, str, float]:
     """``actoros validate path`` in this process: (status or None past DEADLINE, out, err)."""
     capsys.readouterr()
+    # pytest-timeout may have its own SIGALRM timer running: borrow it, and give it back with
+    # the time that is left of it
     previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, DEADLINE)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, DEADLINE)
     started = time.perf_counter()
     try:
         status: int | None = cli.main(["validate", str(path)])
@@ -56,9 +58,12 @@ def validate(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int | None
         status = None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        seconds = time.perf_counter() - started
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - seconds, 0.001))
     out, err = capsys.readouterr()
-    return status, out, err, time.perf_counter() - started
+    return status, out, err, seconds
 
 
 @pytest.fixture(scope="module")
