@@ -29,6 +29,9 @@ DAY = 86_400.0
 """The longest timeout or delay, in seconds; ``.inf`` is never a valid time."""
 
 
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# ^ no upper bound: a field needs one too (tests/config/test_decoding.py checks every number)
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=DAY)]
 Timeout = Annotated[float, msgspec.Meta(gt=0, le=DAY)]
 Priority = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
