@@ -329,7 +329,7 @@ def add_run(subcommands: Subcommands) -> None:
     )
     run.add_argument("file", type=Path, metavar="FILE", help="the config file (YAML)")
     run.add_argument(
-        "--out", type=Path, metavar="FILE", help="write results to FILE (default: stdout)"
+        "--out", type=_output_file, metavar="FILE", help="write results to FILE (default: stdout)"
     )
     run.add_argument(
         "--chat",
@@ -345,7 +345,7 @@ def add_run(subcommands: Subcommands) -> None:
     )
     run.add_argument(
         "--shutdown-timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="seconds the shutdown may take before actors are cancelled (default: %(default)s)",
@@ -581,7 +581,9 @@ def _fail(exc: BaseException, status: int, debug: bool) -> int:
         message = f"{type(exc).__name__}: {_describe(exc)}"
         if not debug:
             message += " (run with --debug for the traceback)"
-    sys.stderr.write(f"actoros: error: {message}\n")
+    from actoros.config.problems import one_line  # a file name may hold a newline
+
+    sys.stderr.write(f"actoros: error: {one_line(message)}\n")
     return status
 
 
@@ -626,6 +628,33 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
+
+
+MAX_SECONDS = 86_400.0
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds from 0 to ``MAX_SECONDS`` (a day): never nan, -5 or inf."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= MAX_SECONDS:  # false for nan too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 0 to {MAX_SECONDS:g}, got {text}"
+        )
+    return value
+
+
+def _output_file(text: str) -> Path:
+    """A file that can be written: not a folder, and not under a file."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory: name a file")
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is under {above}, which is a file")
+    return path
 
 
 def _positive_int(text: str) -> int:

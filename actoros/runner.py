@@ -317,22 +317,15 @@ def _kernel_spec(config: Config, system: System, access: AccessControl) -> Super
 
 
 def _groups(config: Config) -> list[tuple[str, Any, tuple[str, ...]]]:
+    """The configured groups, then the implicit one of the agents in no group (the config's
+    checks refuse a group named like it, or like the kernel)."""
     grouped = {child for group in config.groups for child in group.children}
     groups: list[tuple[str, Any, tuple[str, ...]]] = [
         (g.name, g, g.children) for g in config.groups
     ]
     rest = tuple(a.name for a in config.agents if a.name not in grouped)
     if rest:
-        if any(g.name == IMPLICIT_GROUP for g in config.groups):
-            raise _problem(
-                "groups",
-                f"agents {list(rest)} are in no group, and a group is "
-                f"named {IMPLICIT_GROUP!r} (the implicit group): add them to a group",
-            )
         groups.append((IMPLICIT_GROUP, None, rest))
-    for name, _, _ in groups:
-        if name == KERNEL:
-            raise _problem("groups", f"a group may not be named {KERNEL!r} (the kernel's)")
     return groups
 
 

@@ -246,3 +246,82 @@ def test_async_handler_runs_on_uvloop(command: list[object]) -> None:
 def test_handler_status_is_the_exit_status(command: list[object]) -> None:
     command.append(lambda args: 4)
     assert cli.main(["probe", "--log-level", "error"]) == 4
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    saved = structlog.get_config()  # main() configures logging; give it back
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+def one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_run_out_that_is_a_directory_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", "config.yaml", "--out", str(tmp_path)]) == 2
+    assert one_error(capsys) == (
+        f"actoros: error: argument --out: {tmp_path} is a directory: name a file "
+        "(see 'actoros run --help')"
+    )
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_run_out_under_a_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plain").write_text("")
+    out = tmp_path / "plain" / "results.jsonl"
+    assert cli.main(["run", "config.yaml", "--out", str(out)]) == 2
+    assert one_error(capsys).startswith(
+        f"actoros: error: argument --out: {out} is under {tmp_path / 'plain'}, which is a file"
+    )
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "1e9", "soon"])
+def test_run_shutdown_timeout_must_be_a_sane_number_of_seconds(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", "config.yaml", f"--shutdown-timeout={value}"]) == 2
+    line = one_error(capsys)
+    assert line.startswith("actoros: error: argument --shutdown-timeout: ")
+    assert ("not a number" if value == "soon" else "from 0 to 86400") in line
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_run_with_a_missing_tool_module_exits_2_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"system: {{state_dir: {tmp_path / 'state'}}}\n"
+        "services: {tools: {user: {lookup: no_such_module_here:lookup}}}\n"
+        "agents: [{name: a, kind: rule, tools: [lookup], rules: [{reply: ok}]}]\n"
+    )
+    assert cli.main(["run", str(config)]) == 2
+    assert one_error(capsys) == (
+        f"{config}:2: services.tools.user.lookup: user tool 'no_such_module_here:lookup': no "
+        "module named 'no_such_module_here' (install it, or run from its folder)"
+    )
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_an_error_line_escapes_what_would_break_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "new\nline.yaml"
+    assert cli.main(["validate", str(missing)]) == 2
+    assert one_error(capsys) == (
+        f"actoros: error: No such file or directory: {tmp_path}/new\\nline.yaml"
+    )

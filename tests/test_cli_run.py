@@ -91,7 +91,7 @@ def test_a_failure_at_start_exits_1_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
         f"system: {{state_dir: {tmp_path / 'state'}}}\n"
-        "services: {tools: {user: {lookup: no_such_module_here:lookup}}}\n"
+        "services: {tools: {user: {lookup: 'json:no_such_function'}}}\n"  # found, not loadable
         "agents:\n"
         "  - {name: a, kind: rule, tools: [lookup], rules: [{reply: ok}]}\n",
         encoding="utf-8",
@@ -100,7 +100,7 @@ def test_a_failure_at_start_exits_1_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("actoros: error:")]
     assert len(errors) == 1
-    assert "no_such_module_here" in errors[0]
+    assert "no_such_function" in errors[0]
     assert "Traceback" not in done.stderr
 
 
@@ -299,7 +299,7 @@ def test_debug_shows_the_traceback_of_a_failure_at_start(tmp_path: Path) -> None
     path = tmp_path / "config.yaml"
     path.write_text(
         f"system: {{state_dir: {tmp_path / 'state'}}}\n"
-        "services: {tools: {user: {lookup: no_such_module_here:lookup}}}\n"
+        "services: {tools: {user: {lookup: 'json:no_such_function'}}}\n"  # found, not loadable
         "agents:\n"
         "  - {name: a, kind: rule, tools: [lookup], rules: [{reply: ok}]}\n",
         encoding="utf-8",

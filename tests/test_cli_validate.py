@@ -5,6 +5,7 @@ Run as a user would: ``python -m actoros validate ...`` in a subprocess.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,37 @@ def test_debug_adds_the_traceback_before_the_problem_lines(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "Traceback" in result.stderr
     assert result.stderr.splitlines()[-1].startswith(f"{config}:2: system.nmae: unknown key")
+
+
+def test_a_file_that_is_not_utf_8_is_one_line_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_bytes("system:\n  name: café\n".encode("latin-1"))
+    result = validate(str(config))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{config}:2: not UTF-8 text (byte 0xe9 at column 12): save the config file as UTF-8"
+    ]
+
+
+def test_a_fifo_is_answered_at_once_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "c.yaml"
+    os.mkfifo(fifo)
+    result = validate(str(fifo))  # before: blocked in open() until the 50 s timeout
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"{fifo}: is a FIFO (named pipe), not a regular file"]
+
+
+def test_a_yaml_bomb_is_one_line(tmp_path: Path) -> None:
+    laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    laughs += [
+        f"{n}: &{n} [{','.join(['*' + p] * 9)}]"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    config = tmp_path / "c.yaml"
+    config.write_text("\n".join(laughs) + "\n")
+    result = validate(str(config))  # before: 150 MB/s of memory, then MemoryError
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{config}:6: invalid YAML: aliases expand to more than 100000 nodes (a YAML bomb?): "
+        "write the values out"
+    ]

@@ -99,7 +99,22 @@ def problems_of(tmp_path: Path, text: str) -> list[str]:
 # -- valid configs ---------------------------------------------------------------------------
 
 
-def test_a_full_config_decodes_into_typed_sections(tmp_path: Path) -> None:
+def importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``modules`` (dotted names) real, empty modules on ``sys.path``."""
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    for module in modules:
+        folder = tmp_path / "lib"
+        for package in module.split(".")[:-1]:
+            folder = folder / package
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "__init__.py").touch()
+        (folder / f"{module.rpartition('.')[2]}.py").touch()
+
+
+def test_a_full_config_decodes_into_typed_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    importable(tmp_path, monkeypatch, "mytools.orders", "other.mod")
     config = load_config(write(tmp_path, FULL))
     assert config.system.name == "shop"
     assert config.system.state_dir == str(tmp_path / "state")
@@ -188,9 +203,9 @@ def test_wrong_type_names_the_expected_type_and_line(tmp_path: Path) -> None:
     assert problems == ["3: services.scheduler.workers: Expected 'int', got 'str'"]
 
 
-def test_a_value_out_of_range_is_an_error(tmp_path: Path) -> None:
+def test_a_value_out_of_range_is_an_error_that_states_the_range(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, "services:\n  scheduler: {workers: 0}\n")
-    assert problems == ["2: services.scheduler.workers: Expected 'int' >= 1"]
+    assert problems == ["2: services.scheduler.workers: 0 is out of range (allowed: 1 to 10000)"]
 
 
 def test_an_unknown_choice_is_an_error(tmp_path: Path) -> None:
@@ -250,7 +265,10 @@ def test_unknown_tool_lists_the_known_tools(tmp_path: Path) -> None:
     ]
 
 
-def test_user_tools_are_known_by_name_and_must_look_like_module_function(tmp_path: Path) -> None:
+def test_user_tools_are_known_by_name_and_must_look_like_module_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    importable(tmp_path, monkeypatch, "pkg.mod", "pkg.other")
     problems = problems_of(
         tmp_path,
         """\
@@ -267,6 +285,8 @@ def test_user_tools_are_known_by_name_and_must_look_like_module_function(tmp_pat
     assert problems == [
         "4: services.tools.user.broken: 'pkg.mod' is not 'module:function'",
         "4: services.tools.user.clock: shadows a built-in tool",
+        "4: services.tools.user.clock: user tool 'x:y': no module named 'x' (install it, or run "
+        "from its folder)",
         "8: agents[0].tools[2]: user tool 'not a tool:' is not 'module:function'",
         "8: agents[0].tools[3]: unknown tool 'serch' "
         "(known: broken, calculator, clock, kv_get, kv_put, lookup)",
@@ -500,12 +520,118 @@ def test_long_agent_lists_suggest_close_names_only(tmp_path: Path) -> None:
     )
 
 
+def test_a_group_may_not_take_the_kernels_name(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """\
+        agents: [{name: a, kind: rule, rules: [{reply: x}]}]
+        groups: [{name: kernel, children: [a]}]
+        """,
+    )
+    assert problems == ["2: groups[0].name: the name 'kernel' is the kernel's (/kernel)"]
+
+
+def test_agents_in_no_group_need_the_name_agents_free(tmp_path: Path) -> None:
+    text = """\
+        agents:
+          - {name: a, kind: rule, rules: [{reply: x}]}
+          - {name: b, kind: rule, rules: [{reply: x}]}
+        groups: [{name: agents, children: [a]}]
+        """
+    assert problems_of(tmp_path, text) == [
+        "4: groups[0].name: agents in no group (b) run in a group named 'agents': add them to "
+        "a group, or rename this one"
+    ]
+    grouped = text.replace("children: [a]", "children: [a, b]")
+    assert len(load_config(write(tmp_path, grouped)).groups) == 1
+
+
+def test_a_user_tool_module_that_cannot_be_found_is_an_error(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """\
+        services: {tools: {user: {lookup: "no_such_shop.orders:lookup"}}}
+        agents:
+          - {name: a, kind: rule, tools: ["nowhere_xyz:fn"], rules: [{reply: x}]}
+        """,
+    )
+    assert problems == [
+        "1: services.tools.user.lookup: user tool 'no_such_shop.orders:lookup': no module named "
+        "'no_such_shop' (install it, or run from its folder)",
+        "3: agents[0].tools[0]: user tool 'nowhere_xyz:fn': no module named 'nowhere_xyz' "
+        "(install it, or run from its folder)",
+    ]
+
+
+def test_an_agents_module_function_tool_may_not_take_another_tools_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    importable(tmp_path, monkeypatch, "shop.a", "shop.b")
+    problems = problems_of(
+        tmp_path,
+        """\
+        services: {tools: {user: {lookup: "shop.a:lookup"}}}
+        agents:
+          - {name: a, kind: rule, tools: ["shop.b:lookup"], rules: [{reply: x}]}
+        """,
+    )
+    assert problems == [
+        "3: agents[0].tools[0]: the tool name 'lookup' is taken by 'shop.a:lookup': declare this "
+        "one in services.tools.user under another name"
+    ]
+
+
+def test_the_state_dir_must_be_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("")
+    assert problems_of(tmp_path, "system: {state_dir: plain}\n") == [
+        f"1: system.state_dir: {tmp_path / 'plain'} is a file: name a folder"
+    ]
+    assert problems_of(tmp_path, "system: {state_dir: plain/state}\n") == [
+        f"1: system.state_dir: {tmp_path / 'plain' / 'state'} is under {tmp_path / 'plain'}, "
+        "a file: name a folder"
+    ]
+    assert load_config(write(tmp_path, "system: {state_dir: new/state}\n")).system.state_dir
+
+
+def test_a_database_file_may_not_be_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "jobs").mkdir()
+    assert problems_of(tmp_path, "services: {scheduler: {db: jobs}}\n") == [
+        f"1: services.scheduler.db: {tmp_path / 'jobs'} is a folder, not a database file"
+    ]
+
+
+def test_a_path_that_cannot_be_resolved_is_one_line(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, 'system: {state_dir: "a\\0b"}\n') == [
+        "1: system.state_dir: bad path: embedded null byte"
+    ]
+
+
+def test_backoff_max_may_not_be_below_min(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """\
+        agents: [{name: a, kind: rule, rules: [{reply: x}]}]
+        groups: [{name: g, children: [a], backoff: {min: 2, max: 1}}]
+        """,
+    )
+    assert problems == [
+        "2: groups[0].backoff.max: below backoff.min (2): raise it, or 0 for no cap"
+    ]
+
+
 # -- the types -------------------------------------------------------------------------------
 
 
 def test_problem_renders_without_line_or_path() -> None:
     assert Problem("", None, "bad").render("c.yaml") == "c.yaml: bad"
     assert Problem("a[0]", 3, "bad").render("c.yaml") == "c.yaml:3: a[0]: bad"
+
+
+def test_a_problem_is_one_line_whatever_it_quotes() -> None:
+    problem = Problem("system.name", 2, "Invalid enum value 'a\nb\u2028c\x1b[31m'")
+    assert problem.render("new\nline.yaml") == (
+        "new\\nline.yaml:2: system.name: Invalid enum value 'a\\nb\\u2028c\\x1b[31m'"
+    )
 
 
 def test_parse_config_from_a_string_resolves_paths_against_base_dir(tmp_path: Path) -> None:

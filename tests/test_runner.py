@@ -118,20 +118,6 @@ async def test_the_kernel_starts_its_services_in_order_and_agents_in_groups(
         await system.shutdown()
 
 
-async def test_a_group_named_kernel_is_a_config_error(tmp_path: Path) -> None:
-    config = parse_config(
-        f"""
-system: {{state_dir: {tmp_path}}}
-agents:
-  - {{name: a, kind: rule, rules: [{{reply: ok}}]}}
-groups:
-  - {{name: kernel, children: [a]}}
-"""
-    )
-    with pytest.raises(ConfigError, match="kernel"):
-        await run_system(config, out=io.StringIO())
-
-
 async def test_topic_subscribers_are_subscribed_at_start(tmp_path: Path) -> None:
     config = msgspec.structs.replace(fake_config(tmp_path), workload=None)
     system = await start_system(config)

@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from actoros.config.conditions import first_match, matches
 from actoros.config.schema import AgentConfig, Rule
 from actoros.core import ActorRef
 from actoros.kernel.access import AccessControl, CallTool, SendTo
@@ -59,22 +60,6 @@ def fields_of(message: Any) -> dict[str, Any]:
         case msgspec.Struct():
             return msgspec.structs.asdict(message)
     raise TypeError(f"a rule agent cannot read a {type(message).__name__} message")
-
-
-def matches(rule: Rule, fields: Mapping[str, Any]) -> bool:
-    """Whether ``rule``'s condition holds for ``fields``."""
-    for name, expected in rule.match.items():
-        if name not in fields or fields[name] != expected:
-            return False
-    for name, text in rule.contains.items():
-        value = fields.get(name)
-        if value is None or text.casefold() not in str(value).casefold():
-            return False
-    return True
-
-
-def first_match(rules: tuple[Rule, ...], fields: Mapping[str, Any]) -> Rule | None:
-    return next((rule for rule in rules if matches(rule, fields)), None)
 
 
 def fill(template: Any, fields: Mapping[str, Any]) -> Any:

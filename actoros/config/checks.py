@@ -2,10 +2,13 @@
 
 Each check yields every problem it finds (never stops at the first): agent names unique and
 known wherever they are named (groups, rules, permissions, topics, workload); tools built-in,
-declared user tools or ``module:function``; a rule has exactly one action and only uses what
-its agent may; agent kinds have their parts; a workload file exists and reads, and no task id
-is given twice (inline or in the file); the gateway's tokens are well formed and name known
-agents, and a gateway without tokens stays on loopback.
+declared user tools or ``module:function`` whose module can be found (without running it);
+a rule has exactly one action and only uses what its agent may; no message is forwarded round
+a loop of rule agents for ever (``delegation.py``); agent kinds have their parts; group names
+are not the kernel's or, with agents in no group, the implicit group's; the state folder and
+database files can be what they must be; a workload file exists and reads, and no task id
+is given twice (inline or in the file); the gateway's
+tokens are well formed and name known agents, and a gateway without tokens stays on loopback.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .delegation import delegation_cycles, describe
+from .modules import missing_module
+from .paths import database_problem, folder_problem
 from .problems import ConfigError, Key, Problem, line_of, render_key
 from .schema import (
     BUILTIN_TOOLS,
@@ -26,6 +32,12 @@ from .schema import (
     Workload,
 )
 from .workload import load_workload_file
+
+KERNEL_GROUP = "kernel"
+"""The kernel's supervisor (``/kernel``): no group may take its name."""
+
+IMPLICIT_GROUP = "agents"
+"""The group agents that are in no group run in."""
 
 
 def check(config: Config, lines: dict[Key, int]) -> Iterator[Problem]:
@@ -51,10 +63,13 @@ class _Checker:
         self.agents = {agent.name for agent in config.agents}
         self.topics = {topic.name for topic in config.topics}
         self.tools = set(BUILTIN_TOOLS) | set(config.services.tools.user)
+        self.missing: dict[str, str | None] = {}  # module -> why it cannot be found
 
     def run(self) -> Iterator[Problem]:
+        yield from self.state()
         yield from self.user_tools()
         yield from self.agent_list()
+        yield from self.delegation()
         yield from self.groups()
         yield from self.topic_list()
         if self.config.workload is not None:
@@ -73,8 +88,37 @@ class _Checker:
         if ":" in tool:
             if not USER_TOOL.match(tool):
                 yield self.problem(at, f"user tool {tool!r} is not 'module:function'")
+            else:
+                yield from self.tool_module(at, tool)
             return
         yield self.problem(at, f"unknown tool {tool!r} {known(self.tools, tool)}")
+
+    def tool_module(self, at: Key, target: str) -> Iterator[Problem]:
+        """The module of ``module:function`` must be importable (it is imported at start)."""
+        module = target.partition(":")[0]
+        missing = self.missing.setdefault(module, missing_module(module))
+        if missing is not None:
+            yield self.problem(
+                at, f"user tool {target!r}: {missing} (install it, or run from its folder)"
+            )
+
+    def direct_tool_names(self) -> Iterator[Problem]:
+        """An agent's ``module:function`` tool is registered under the function's name, which
+        must not be a different user tool's."""
+        taken = dict(self.config.services.tools.user)
+        for i, agent in enumerate(self.config.agents):
+            lists = (("tools",), agent.tools), (("permissions", "tools"), agent.permissions.tools)
+            for where, tools in lists:
+                for j, spec in enumerate(tools or ()):
+                    if ":" not in spec or not USER_TOOL.match(spec):
+                        continue
+                    name = spec.rpartition(":")[2].rpartition(".")[2]
+                    if taken.setdefault(name, spec) != spec:
+                        yield self.problem(
+                            ("agents", i, *where, j),
+                            f"the tool name {name!r} is taken by {taken[name]!r}: declare "
+                            "this one in services.tools.user under another name",
+                        )
 
     def agent(self, at: Key, name: str) -> Iterator[Problem]:
         if name not in self.agents:
@@ -89,6 +133,20 @@ class _Checker:
                 yield self.problem(at, "shadows a built-in tool")
             if not USER_TOOL.match(target):
                 yield self.problem(at, f"{target!r} is not 'module:function'")
+            else:
+                yield from self.tool_module(at, target)
+        yield from self.direct_tool_names()
+
+    def state(self) -> Iterator[Problem]:
+        """The state folder must be (or be creatable as) a folder, the databases files."""
+        system, services = self.config.system, self.config.services
+        problem = folder_problem(Path(system.state_dir))
+        if problem is not None:
+            yield self.problem(("system", "state_dir"), problem)
+        for name, db in (("scheduler", services.scheduler.db), ("threads", services.threads.db)):
+            problem = None if db is None else database_problem(Path(db))
+            if problem is not None:
+                yield self.problem(("services", name, "db"), problem)
 
     def agent_list(self) -> Iterator[Problem]:
         first: dict[str, int] = {}
@@ -178,6 +236,15 @@ class _Checker:
                     f"duplicate group name {group.name!r} (also groups[{first[group.name]}])",
                 )
             first.setdefault(group.name, i)
+            if group.name == KERNEL_GROUP:
+                yield self.problem(
+                    (*here, "name"), f"the name {KERNEL_GROUP!r} is the kernel's (/kernel)"
+                )
+            if group.backoff.max and group.backoff.max < group.backoff.min:
+                yield self.problem(
+                    (*here, "backoff", "max"),
+                    f"below backoff.min ({group.backoff.min:g}): raise it, or 0 for no cap",
+                )
             if not group.children:
                 yield self.problem((*here, "children"), "a group needs at least one child")
             for j, child in enumerate(group.children):
@@ -190,6 +257,24 @@ class _Checker:
                     )
                 else:
                     group_of[child] = group.name
+        implicit = [i for i, g in enumerate(self.config.groups) if g.name == IMPLICIT_GROUP]
+        ungrouped = [a.name for a in self.config.agents if a.name not in group_of]
+        if implicit and ungrouped:
+            yield self.problem(
+                ("groups", implicit[0], "name"),
+                f"agents in no group ({', '.join(ungrouped)}) run in a group named "
+                f"{IMPLICIT_GROUP!r}: add them to a group, or rename this one",
+            )
+
+    def delegation(self) -> Iterator[Problem]:
+        agents = self.config.agents
+        for cycle in delegation_cycles(agents):
+            first = cycle.hops[0]
+            yield self.problem(
+                ("agents", first.agent, "rules", first.rule, "forward"),
+                f"delegation cycle {cycle.names(agents)}: {describe(cycle.message)} is "
+                "forwarded round it for ever (change a rule's condition or target)",
+            )
 
     def topic_list(self) -> Iterator[Problem]:
         seen: set[str] = set()
@@ -226,11 +311,11 @@ class _Checker:
 
     def workload_file(self, workload: Workload, path: Path) -> Iterator[Problem]:
         at: Key = ("workload", "file")
-        if not path.is_file():
-            yield self.problem(at, f"no such file: {path}")
-            return
         try:
             tasks = load_workload_file(path)
+        except FileNotFoundError:
+            yield self.problem(at, f"no such file: {path}")
+            return
         except ConfigError as exc:
             for line in exc.lines():
                 yield self.problem(at, line)

@@ -19,7 +19,7 @@ def render_key(at: Key) -> str:
     return out
 
 
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `(?P<at>\$[^`]*)`)?$", re.S)
+_AT = re.compile(r"^(?P<message>.*?)(?: - at (?P<key>`key` in )?`(?P<at>\$[^`]*)`)?$", re.S)
 _STEP = re.compile(r"\.(?P<field>[^.\[]+)|\[(?P<index>\d+|\.\.\.)\]")
 
 
@@ -28,6 +28,8 @@ def split_validation_error(text: str) -> tuple[str, Key]:
     found = _AT.match(text)
     assert found is not None  # the pattern matches any text
     message, at = found["message"], found["at"] or "$"
+    if found["key"]:  # "- at `key` in `$.x`": a key of the mapping at x (YAML: 1, yes, ~)
+        message += " for a key (quote the key)"
     key: list[str | int] = []
     for step in _STEP.finditer(at[1:]):
         if step["field"] is not None:
@@ -55,18 +57,30 @@ class Problem(msgspec.Struct, frozen=True):
     message: str
 
     def render(self, source: str) -> str:
-        """One line: ``source:line: path: message`` (parts that are unknown left out)."""
+        """One line: ``source:line: path: message`` (parts that are unknown left out).
+
+        Characters that are not printable (a newline in a value, a terminal escape in a file
+        name) are written as escapes, so a problem is always one harmless line.
+        """
         where = source if self.line is None else f"{source}:{self.line}"
         what = f"{self.path}: {self.message}" if self.path else self.message
-        return f"{where}: {what}"
+        return one_line(f"{where}: {what}")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable escaped (``\\n``, ``\\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class ConfigError(Exception):
-    """A config that cannot be used; ``problems`` lists all that were found."""
+    """A config that cannot be used; ``problems`` lists all that were found, each once (a key
+    written three times on one line is one problem line, not two equal ones)."""
 
     def __init__(self, source: str, problems: Iterable[Problem]) -> None:
         self.source = source
-        self.problems = list(problems)
+        self.problems = list(dict.fromkeys(problems))
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:

@@ -3,6 +3,10 @@
 Every Struct forbids unknown keys and has a default wherever one makes sense, so a config says
 only what differs. Names that refer to other parts (agents in groups, tools of agents, ...)
 are plain strings here; ``checks.py`` verifies them after decoding.
+
+Every number has a range that a working system stays far inside (``.inf``, ``.nan`` and
+``1e30`` are refused: a million workers or a billion-entry mailbox is a typo, not a plan);
+a value outside it is a problem line that states the range.
 """
 
 from __future__ import annotations
@@ -21,11 +25,18 @@ USER_TOOL = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 """Agent, group and topic names: they become actor names and paths (``/agents/router``)."""
 
+DAY = 86_400.0
+"""The longest timeout or delay, in seconds; ``.inf`` is never a valid time."""
+
+
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-Seconds = Annotated[float, msgspec.Meta(ge=0)]
+# ^ no upper bound: a field needs one too (tests/config/test_decoding.py checks every number)
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=DAY)]
+Timeout = Annotated[float, msgspec.Meta(gt=0, le=DAY)]
+Priority = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
 Bytes = Annotated[int, msgspec.Meta(ge=1, le=1 << 30)]
-Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern)]
+Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern, max_length=100)]
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -61,8 +72,8 @@ class InferenceConfig(_Section, frozen=True):
     engine: Literal["vllm", "fake"] = "vllm"
     model: str | None = None
     engine_args: dict[str, Any] = {}
-    max_in_flight: Positive | None = None
-    max_waiting: NonNegative = 4096
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+    max_waiting: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 4096
 
 
 class SchedulerConfig(_Section, frozen=True):
@@ -73,7 +84,7 @@ class SchedulerConfig(_Section, frozen=True):
     ``<state_dir>/scheduler.sqlite``); unfinished tasks in it are resumed on the next run.
     """
 
-    workers: Positive = 4
+    workers: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 4
     policy: Literal["fifo", "priority"] = "fifo"
     db: str | None = None
 
@@ -89,8 +100,8 @@ class ThreadsConfig(_Section, frozen=True):
     """
 
     db: str | None = None
-    context_budget: Positive | None = None
-    keep_recent: NonNegative = 4
+    context_budget: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
+    keep_recent: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 4
     max_message_bytes: Bytes = 1 << 20
 
 
@@ -105,7 +116,7 @@ class ToolsConfig(_Section, frozen=True):
     """
 
     user: dict[str, str] = {}
-    timeout: Seconds = 30.0
+    timeout: Timeout = 30.0
     threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
 
 
@@ -133,7 +144,7 @@ class SubmitAction(_Section, frozen=True):
 
     kind: str
     payload: Any = None
-    priority: int = 0
+    priority: Priority = 0
 
 
 class Rule(_Section, frozen=True):
@@ -191,10 +202,10 @@ class AgentConfig(_Section, frozen=True):
     permissions: Permissions = Permissions()
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
     rules: tuple[Rule, ...] = ()
-    max_steps: Positive = 4
-    temperature: Annotated[float, msgspec.Meta(ge=0)] = 0.0
-    max_tokens: Positive = 256
-    mailbox: Positive | None = None
+    max_steps: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 4
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.0
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
+    mailbox: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
 
 
 class Backoff(_Section, frozen=True):
@@ -215,8 +226,8 @@ class GroupConfig(_Section, frozen=True):
 
     name: Name
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
-    max_restarts: NonNegative = 3
-    within: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    max_restarts: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 3
+    within: Timeout = 5.0
     backoff: Backoff = Backoff()
     children: tuple[str, ...] = ()
 
@@ -239,7 +250,7 @@ class WorkloadTask(_Section, frozen=True):
     input: str | dict[str, Any]
     agent: str | None = None
     id: str | None = None
-    priority: int = 0
+    priority: Priority = 0
 
 
 class Workload(_Section, frozen=True):
@@ -252,8 +263,8 @@ class Workload(_Section, frozen=True):
     tasks: tuple[WorkloadTask, ...] = ()
     file: str | None = None
     agent: str | None = None
-    concurrency: Positive = 8
-    timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 8
+    timeout: Timeout = 120.0
 
 
 class GatewayToken(_Section, frozen=True):
@@ -291,8 +302,8 @@ class GatewayConfig(_Section, frozen=True):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     tokens: tuple[GatewayToken, ...] = ()
     allow_raw_model: bool = False
-    max_concurrent: Positive = 256
-    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    max_concurrent: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
+    request_timeout: Timeout = 300.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1 << 30)] = 1 << 20
     header_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     body_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0

@@ -117,13 +117,34 @@ def test_a_group_may_not_take_the_gateways_name() -> None:
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ("gateway: {port: 70000}\n", "5: gateway.port: Expected 'int' <= 65535"),
-        ("gateway: {max_concurrent: 0}\n", "5: gateway.max_concurrent: Expected 'int' >= 1"),
-        ("gateway: {request_timeout: 0}\n", "5: gateway.request_timeout: Expected 'float' > 0.0"),
-        ("gateway: {max_body_bytes: 10}\n", "5: gateway.max_body_bytes: Expected 'int' >= 1024"),
-        ("gateway: {header_timeout: 0}\n", "5: gateway.header_timeout: Expected 'float' > 0.0"),
-        ("gateway: {body_timeout: .inf}\n", "5: gateway.body_timeout: Expected 'float' <= 3600.0"),
-        ("gateway: {max_connections: 0}\n", "5: gateway.max_connections: Expected 'int' >= 1"),
+        (
+            "gateway: {port: 70000}\n",
+            "5: gateway.port: 70000 is out of range (allowed: 0 to 65535)",
+        ),
+        (
+            "gateway: {max_concurrent: 0}\n",
+            "5: gateway.max_concurrent: 0 is out of range (allowed: 1 to 100000)",
+        ),
+        (
+            "gateway: {request_timeout: 0}\n",
+            "5: gateway.request_timeout: 0 is out of range (allowed: above 0, up to 86400)",
+        ),
+        (
+            "gateway: {max_body_bytes: 10}\n",
+            "5: gateway.max_body_bytes: 10 is out of range (allowed: 1024 to 1073741824)",
+        ),
+        (
+            "gateway: {header_timeout: 0}\n",
+            "5: gateway.header_timeout: 0 is out of range (allowed: above 0, up to 3600)",
+        ),
+        (
+            "gateway: {body_timeout: .inf}\n",
+            "5: gateway.body_timeout: .inf is out of range (allowed: above 0, up to 3600)",
+        ),
+        (
+            "gateway: {max_connections: 0}\n",
+            "5: gateway.max_connections: 0 is out of range (allowed: 1 to 1000000)",
+        ),
         ("gateway: {tokens: [{token: x}]}\n", "5: gateway.tokens[0]: missing required key 'name'"),
     ],
 )
