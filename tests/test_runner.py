@@ -486,13 +486,14 @@ async def test_a_sqlite_file_that_cannot_be_opened_is_a_config_error_naming_it(
     tmp_path: Path, name: str, key: str, reason: str
 ) -> None:
     """Before: the database thread died in connect() and the start waited forever."""
+    config = fake_config(tmp_path)  # the file goes bad after the checks passed
     bad = tmp_path / name
     if reason == "it is a directory":
         bad.mkdir()
     else:
         bad.write_bytes(b"not a database, only some text that is long enough to look at\n" * 4)
     with pytest.raises(ConfigError) as caught:
-        await run_system(fake_config(tmp_path), out=io.StringIO())
+        await run_system(config, out=io.StringIO())
     [line] = caught.value.lines()
     assert line.startswith(f"config: {key}: cannot open the SQLite file {bad}: {reason} (")
     await run_system(  # nothing is left running or locked: a good config starts
