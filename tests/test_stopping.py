@@ -212,13 +212,16 @@ def test_child_processes_ends_those_started_since_and_kills_those_that_stay(
 
 
 HANG_TOOL = """
-import os, pathlib, time
+import asyncio, os, pathlib
 
-def hang() -> str:
-    \"\"\"Never answers.\"\"\"
+async def hang() -> str:
+    \"\"\"Never answers, and refuses to be cancelled.\"\"\"
     pathlib.Path(os.environ["HANG_MARK"]).write_text("called")
-    time.sleep(600)
-    return "never"
+    while True:
+        try:
+            await asyncio.sleep(600)
+        except asyncio.CancelledError:
+            pass
 """
 
 
@@ -239,7 +242,7 @@ def test_a_second_ctrl_c_ends_the_run_even_when_a_tool_hangs(tmp_path: Path) -> 
     try:
         run.wait_until(mark.exists, "called the tool")
         run.proc.send_signal(signal.SIGINT)
-        run.wait_for_log("workload.interrupted")  # the graceful stop began; it hangs on the tool
+        run.wait_for_log("workload.interrupted")  # the graceful stop began; the tool holds it
         run.proc.send_signal(signal.SIGINT)
         status = run.finish()
     finally:
