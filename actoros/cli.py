@@ -22,10 +22,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import yaml
+
+# Registers the after-fork hook that arms a parent-death signal in the engine's processes. Here,
+# at the top: a process that multiprocessing spawns re-imports the main module (this CLI), and
+# only an import during that runs the hook in the child (see the module's docstring).
+import actoros.inference.processes  # noqa: F401
+
+if TYPE_CHECKING:
+    from actoros.stopping import Interrupts
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
@@ -354,6 +362,20 @@ def add_run(subcommands: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from actoros.stopping import ChildProcesses, Interrupts
+
+    # Ctrl-C and SIGTERM: the first stops gracefully, the second at once (actoros.stopping);
+    # on every way out, the processes the run started (vLLM's engine) are ended first
+    children = ChildProcesses()
+    with Interrupts(children) as interrupts:
+        try:
+            return _run_config(args, interrupts)
+        finally:
+            interrupts.detach()
+            children.end(grace=0.0 if interrupts.forced else 5.0)
+
+
+def _run_config(args: argparse.Namespace, interrupts: Interrupts) -> int:
     config = _load_config(args)
     if config is None:
         return 2
@@ -361,7 +383,7 @@ def _run(args: argparse.Namespace) -> int:
     from actoros.config import ConfigError
 
     try:
-        return int(run(_run_async(args, config)))
+        return int(run(_run_async(args, config, interrupts)))
     except ConfigError as exc:  # what the runner found when assembling the system
         if args.debug:
             traceback.print_exception(exc, file=sys.stderr)
@@ -370,11 +392,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
-async def _run_async(args: argparse.Namespace, config: Any) -> int:
+async def _run_async(args: argparse.Namespace, config: Any, interrupts: Interrupts) -> int:
     import asyncio
     import os
-    import signal
 
+    stop = asyncio.Event()
+    interrupts.attach(stop)  # the first signal sets stop, the second cancels this task
     # results own stdout: vLLM (and its engine processes, which inherit this) logs to stderr
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     try:
@@ -385,10 +408,6 @@ async def _run_async(args: argparse.Namespace, config: Any) -> int:
         raise UsageError(
             f"actoros run is not available in this installation ({exc.name} is missing)"
         ) from exc
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         if args.chat is not None:
             if sys.stdin.isatty():
@@ -415,9 +434,12 @@ async def _run_async(args: argparse.Namespace, config: Any) -> int:
                 config, out=sys.stdout, stop_event=stop, progress=progress,
                 shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
             )  # fmt: skip
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    except asyncio.CancelledError:
+        if not interrupts.forced:
+            raise
+        if config.workload is not None and args.chat is None:
+            sys.stderr.write("actoros: interrupted (a rerun resumes the unfinished tasks)\n")
+        return 130
     if summary.tasks and summary.ok + summary.failed < summary.tasks:
         sys.stderr.write(
             f"actoros: interrupted: {summary.ok + summary.failed}/{summary.tasks} tasks done "

@@ -677,12 +677,15 @@ async def _run_workload(
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for fut in (running, stopping, ticking):
-            if fut is not None and not fut.done():
-                fut.cancel()
+        pending = [f for f in (running, stopping, ticking) if f is not None and not f.done()]
+        for fut in pending:
+            fut.cancel()
+        # let them unwind, and take their outcome: a cancelled gather holds a CancelledError
+        # that asyncio would report as "exception was never retrieved"
+        await asyncio.gather(*pending, return_exceptions=True)
         if ticking is not None:
             bar.close()
-    if not running.done() or running.cancelled():
+    if running in pending:
         log.warning("workload.interrupted", done=bar.done, total=len(tasks))
     else:
         running.result()

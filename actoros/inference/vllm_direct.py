@@ -11,8 +11,6 @@ importing it without vLLM installed raises ``ModuleNotFoundError``.
 
 from __future__ import annotations
 
-import asyncio
-import gc
 from collections.abc import Sequence
 from time import perf_counter
 from typing import Any
@@ -25,6 +23,7 @@ from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 
+from .processes import EngineThread
 from .vllm_engine import CPU_KV_CACHE_GIB
 
 __all__ = ["DirectLLM", "Timed", "vllm_version"]
@@ -40,9 +39,12 @@ def vllm_version() -> str:
 class DirectLLM:
     """One ``AsyncLLM`` and the greedy, ``ignore_eos`` sampling the benchmark uses."""
 
-    def __init__(self, llm: AsyncLLM, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, llm: AsyncLLM, settings: dict[str, Any], thread: EngineThread[AsyncLLM]
+    ) -> None:
         self.llm: AsyncLLM | None = llm
         self.settings = settings  # the engine arguments it was built with
+        self._thread = thread  # built it; parent of its processes until shutdown()
 
     @classmethod
     async def start(
@@ -56,7 +58,8 @@ class DirectLLM:
         seed: int = 0,
         **engine_args: Any,
     ) -> DirectLLM:
-        """Build the engine off the event loop (it blocks for tens of seconds on CPU).
+        """Build the engine off the event loop (it blocks for tens of seconds on CPU), in an
+        ``EngineThread`` as ``VLLMEngine`` does, so its processes die with this one.
 
         The engine binds to the running loop: use it from this loop only. Prefix caching is
         off by default so that every request pays for its prefill, as with distinct prompts.
@@ -74,8 +77,9 @@ class DirectLLM:
             settings["kv_cache_memory_bytes"] = int(CPU_KV_CACHE_GIB * (1 << 30))
         settings.update(engine_args)
         args = AsyncEngineArgs(**settings)
-        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
-        return cls(llm, settings)
+        thread: EngineThread[AsyncLLM] = EngineThread("actoros-vllm-direct")
+        llm = await thread.start(lambda: AsyncLLM.from_engine_args(args), AsyncLLM.shutdown)
+        return cls(llm, settings, thread)
 
     def _engine(self) -> AsyncLLM:
         if self.llm is None:
@@ -111,10 +115,7 @@ class DirectLLM:
         return start, stamps, end, tokens, len(prompt_token_ids)
 
     async def shutdown(self) -> None:
-        """Stop the engine's processes; dropping the last reference avoids vLLM's noisy
-        ``TypeError`` at interpreter exit."""
-        llm, self.llm = self.llm, None
-        if llm is not None:
-            llm.shutdown()
-            del llm
-            gc.collect()
+        """Stop the engine's processes; the engine's thread drops the last reference, which
+        avoids vLLM's noisy ``TypeError`` at interpreter exit."""
+        self.llm = None
+        await self._thread.stop()

@@ -8,8 +8,12 @@ works without vLLM installed until ``start`` says what is missing.
 Why it is built this way (see docs/vllm.md for the facts behind each line):
 
 - ``AsyncLLM.from_engine_args`` blocks for 10-40 s (it starts the EngineCore and worker
-  processes and loads the model): it runs in a thread so the loop keeps serving other actors.
-  The engine then belongs to the loop that first uses it: use one long-lived loop.
+  processes and loads the model): it runs in an ``EngineThread`` (``processes.py``) so the loop
+  keeps serving other actors. That thread stays the parent of the engine's processes until
+  ``shutdown``, which runs vLLM's shutdown there: the processes die with the process that
+  started them (SIGKILL included), a cancelled start kills what it started, and nothing waits
+  for a start nobody wants. The engine belongs to the loop that first uses it: use one
+  long-lived loop.
 - Prompts go to vLLM as token ids (``render`` tokenizes once, the actor checks the length, vLLM
   does not tokenize again). A chat is rendered with the model's chat template as text, then
   tokenized without adding special tokens: the template already holds them.
@@ -25,9 +29,7 @@ Why it is built this way (see docs/vllm.md for the facts behind each line):
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import gc
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -38,6 +40,7 @@ from .engine import EngineDead, EngineOutput
 from .errors import InferenceError
 from .messages import Generate
 from .models import DEFAULT_MODEL, ModelNotFound, resolve
+from .processes import EngineThread
 
 __all__ = ["VLLMEngine"]
 
@@ -81,6 +84,7 @@ class VLLMEngine:
         self._engine_args = dict(engine_args or {})
         self.llm: Any = None  # the AsyncLLM, once started
         self._owned = True  # shutdown() stops the AsyncLLM (False for wrap())
+        self._thread: EngineThread[Any] | None = None  # built it; parent of its processes
         self._tokenizer: Any = None
         self._vllm: Any = None  # vllm names used per request, imported in start()
         self._closed = False
@@ -103,29 +107,16 @@ class VLLMEngine:
         if self._closed:
             raise EngineDead("this engine was shut down; build a new one")
         if self.llm is None:
-            self.llm = await self._build()
+            self._thread = EngineThread("actoros-vllm-engine")
+            self.llm = await self._thread.start(self._build_blocking, _shutdown_llm)
         self._vllm = _import_vllm()
         self._tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.model_config.max_model_len)
         self.max_num_seqs = int(self.llm.vllm_config.scheduler_config.max_num_seqs)
 
-    async def _build(self) -> Any:
-        loop = asyncio.get_running_loop()
-        # import vllm and build the engine off the loop: both block for seconds. Apart: some
-        # module of vllm keeps its import's frames alive, and through them the caller's locals;
-        # nested in the build, that would keep the AsyncLLM alive past its shutdown.
-        self._vllm = await loop.run_in_executor(None, _import_vllm)
-        building = loop.run_in_executor(None, self._build_blocking)
-        try:
-            return await asyncio.shield(building)
-        except asyncio.CancelledError:
-            # the build cannot be interrupted; whoever cancelled does not want the engine, so
-            # shut it down once it exists instead of leaving its processes behind
-            building.add_done_callback(_shutdown_when_built)
-            raise
-
     def _build_blocking(self) -> Any:
-        vllm = self._vllm
+        """Import vLLM and build the ``AsyncLLM`` (in the engine's thread: both block)."""
+        vllm = _import_vllm()
         settings = {k: v for k, v in self._settings.items() if v is not None}
         settings["model"] = _model_location(self.model)
         if vllm.current_platform.is_cpu() or self._kv_cache_memory_gib is not None:
@@ -137,24 +128,21 @@ class VLLMEngine:
         return vllm.AsyncLLM.from_engine_args(args)
 
     async def shutdown(self) -> None:
-        """Stop the engine's processes (a few seconds, in a thread). Safe to call twice and on a
-        dead engine."""
+        """Stop the engine's processes (a few seconds, in the engine's thread); during a start,
+        kill the processes it started. Safe to call twice and on a dead engine."""
         self._closed = True
         llm, self.llm = self.llm, None
         self._tokenizer = None
-        if llm is None or not self._owned:
-            return
-        # Stop reading the engine's outputs first: once its processes are gone the reader
-        # would log their death as an error.
-        handler = getattr(llm, "output_handler", None)
-        if handler is not None:
-            handler.cancel()
-        try:
-            await asyncio.to_thread(llm.shutdown)
-        finally:
-            # vLLM prints a TypeError at interpreter exit when an AsyncLLM outlives its shutdown
-            del llm
-            gc.collect()
+        thread, self._thread = self._thread, None
+        if llm is not None and self._owned:
+            # Stop reading the engine's outputs first: once its processes are gone the reader
+            # would log their death as an error.
+            handler = getattr(llm, "output_handler", None)
+            if handler is not None:
+                handler.cancel()
+        del llm  # the thread drops the last reference after vLLM's shutdown
+        if thread is not None:
+            await thread.stop()
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -280,9 +268,5 @@ def _model_location(model: str | os.PathLike[str]) -> str:
         raise
 
 
-def _shutdown_when_built(building: asyncio.Future[Any]) -> None:
-    if building.cancelled() or building.exception() is not None:
-        return
-    llm = building.result()
-    log.info("vllm.abandoned_start_shutdown")
-    asyncio.get_running_loop().run_in_executor(None, llm.shutdown)
+def _shutdown_llm(llm: Any) -> None:
+    llm.shutdown()
