@@ -80,3 +80,41 @@ async def test_shutdown_never_waits_cancels_queued_calls_and_abandons_daemon_thr
         release.set()
     busy.future.cancel()
     await asyncio.wait_for(asyncio.to_thread(thread.join), 5)  # the thread ends once free
+
+
+async def test_a_hung_call_gives_up_its_place_so_healthy_calls_still_run() -> None:
+    # chaos bench (issue 9): as many hung lookups as the pool had threads made every later
+    # call of the same tool wait for a place until it timed out
+    name = f"t-{uuid.uuid4().hex}"
+    pool = ToolThreads(2, name=name, max_hung=2)
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    inside = [asyncio.Event() for _ in range(5)]
+
+    def hang(n: int) -> None:
+        loop.call_soon_threadsafe(inside[n].set)
+        release.wait()
+
+    def threads() -> int:
+        return len([t for t in threading.enumerate() if t.name.startswith(name)])
+
+    try:
+        hung = [pool.run(hang, {"n": n}) for n in range(2)]
+        await asyncio.wait_for(asyncio.gather(*(inside[n].wait() for n in range(2))), 5)
+        for call in hung:
+            call.future.cancel()  # their deadline passed: abandoned while they run
+        assert await asyncio.wait_for(pool.run(lambda x: x, {"x": 7}).future, 5) == 7
+        assert pool.hung == 2 and threads() == 3  # a thread took a hung one's place
+        more = [pool.run(hang, {"n": n}) for n in (2, 3, 4)]
+        await asyncio.wait_for(asyncio.gather(*(inside[n].wait() for n in (2, 3))), 5)
+        for call in more[:2]:
+            call.future.cancel()
+        await asyncio.sleep(0)  # let the cancellations' callbacks mark them
+        assert pool.hung == 4 and threads() == 4  # past max_hung: no thread for call 4
+        assert not more[2].started
+        release.set()  # the hung calls come back: their places are given back
+        await asyncio.wait_for(inside[4].wait(), 5)
+        await asyncio.wait_for(more[2].future, 5)
+    finally:
+        release.set()
+        pool.shutdown()

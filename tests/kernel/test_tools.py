@@ -322,11 +322,10 @@ async def test_hung_sync_tools_starve_neither_builtins_nor_kv_nor_shutdown(
 
         system.clock.advance(2.0)  # type: ignore[attr-defined]
         errors = [r.error for r in await asyncio.wait_for(asyncio.gather(*hung), 5)]
-        running = "tool 'hang' timed out after 2 s"
-        waiting = running + " waiting for a free tool thread (all 8 busy;"
-        assert errors.count(running) == DEFAULT_TOOL_THREADS
-        assert sum(e.startswith(waiting) for e in errors) == 2
-        assert entered.count == DEFAULT_TOOL_THREADS  # the calls that waited never ran
+        # the two that waited get the places of the hung ones (ToolThreads' max_hung) at the
+        # same deadline, so each of them either never started or hangs too
+        assert all(e.startswith("tool 'hang' timed out after 2 s") for e in errors), errors
+        assert DEFAULT_TOOL_THREADS <= entered.count <= DEFAULT_TOOL_THREADS + 2
 
         with capture_logs() as logs:  # the hung threads are abandoned, not waited for
             await asyncio.wait_for(system.shutdown(timeout=5.0), 10)
