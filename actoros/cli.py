@@ -215,15 +215,17 @@ def add_bench(subcommands: Subcommands) -> None:
 
 
 def _run_bench(args: argparse.Namespace, name: str, **options: Any) -> int:
-    """Run ``actoros.bench.<name>.main`` with ``--quick``, ``--out`` and ``options``; a
+    """Run ``actoros.bench.<name>.run.main`` with ``--quick``, ``--out`` and ``options``; a
     ``BenchError`` (no vLLM, no model: its message says what to do) is the user's to fix."""
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
-    bench = _import(f"actoros.bench.{name}", f"actoros bench {name}")
+    bench = _import(f"actoros.bench.{name}.run", f"actoros bench {name}")
+    from actoros.bench._common import BenchError
+
     try:
         return int(bench.main(quick=args.quick, out=out, **options))
-    except getattr(bench, "BenchError", ()) as exc:  # () catches nothing
+    except BenchError as exc:
         raise UsageError(str(exc)) from exc
 
 

@@ -1,0 +1,35 @@
+"""The result of ``actoros bench agents`` as data: what goes into ``agents.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .._common import RepeatedResult
+
+
+class Sizes(msgspec.Struct, frozen=True, kw_only=True):
+    """How much work each workload does."""
+
+    rule_agents: int
+    rule_groups: int  # supervisors the rule agents are spread over
+    rule_tasks: int
+    rule_concurrency: int
+    llm_agents: int
+    llm_fake_tasks: int
+    llm_concurrency: int
+    fake_token_delay_s: float
+    llm_max_tokens: int
+    vllm_tasks: int
+    vllm_max_tokens: int
+
+
+class AgentsResult(RepeatedResult, frozen=True, kw_only=True):
+    """No targets. ``metrics`` of the rule and fake-LLM workloads are those of the median of
+    ``repeats`` timed batches (``raw``: every batch's); the vLLM workload runs one batch."""
+
+    benchmark: str = "agents"
+    engines: list[str]  # workloads run: "rule", "fake", "vllm"
+    vllm_engine: dict[str, Any] = {}  # model, dtype, start seconds (when run)
+    sizes: Sizes

@@ -1,0 +1,133 @@
+"""The vLLM backend of ``actoros bench inference``: one ``AsyncLLM``, two ways in.
+
+Importing this module imports vLLM (through ``actoros.inference.vllm_direct``): the caller
+turns a ``ModuleNotFoundError`` into "install vLLM or use --engine fake".
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from actoros.inference import models
+from actoros.inference.engine import Engine
+from actoros.inference.messages import Generate
+from actoros.inference.vllm_direct import DirectLLM, vllm_version
+from actoros.inference.vllm_engine import VLLMEngine
+
+from .._common import BenchError
+from ._backends import fit_prompt
+from ._paths import RequestSample
+from .result import EngineInfo, Workload
+
+TINY_MODEL = "tiny random Llama (actoros.inference.tiny_model: 2 layers, hidden 128)"
+
+
+class VLLMBackend:
+    """``--quick``: the tiny random Llama, written to a temporary folder; else a pulled model
+    (default: the CPU default model) or a model folder."""
+
+    def __init__(self, workload: Workload, *, quick: bool, model: str | None) -> None:
+        self.workload = workload
+        self.quick = quick
+        self.model = model
+        self.model_label = ""
+        self.start_seconds = 0.0
+        self._tmp: str | None = None
+        self._direct: DirectLLM | None = None
+        self.engine: Engine = None  # type: ignore[assignment]  # set by start()
+        self.prompt = ""
+        self.prompt_ids: list[int] = []
+        self.gen: Generate = None  # type: ignore[assignment]  # set by start()
+        self._params: Any = None
+
+    def _model_folder(self) -> Path:
+        if self.model is None and self.quick:
+            from actoros.inference.tiny_model import make_tiny_llama
+
+            self._tmp = tempfile.mkdtemp(prefix="actoros-bench-tiny-")
+            self.model_label = TINY_MODEL
+            return make_tiny_llama(self._tmp)
+        name = self.model or models.DEFAULT_MODEL
+        self.model_label = name
+        try:
+            return models.resolve(name)
+        except models.ModelNotFound as exc:
+            raise BenchError(str(exc)) from exc
+
+    async def start(self) -> None:
+        w = self.workload
+        folder = self._model_folder()
+        began = perf_counter()
+        self._direct = await DirectLLM.start(
+            str(folder),
+            max_model_len=w.prompt_tokens + w.output_tokens + 64,
+            max_num_seqs=max(64, *w.concurrency),
+        )
+        self.start_seconds = perf_counter() - began
+        # the product's engine over the same AsyncLLM; the actor starts it again (a no-op
+        # then), and its shutdown leaves the AsyncLLM to us
+        self.engine = VLLMEngine.wrap(self._direct.llm)
+        await self.engine.start()
+
+        def count(text: str) -> int:
+            return self.engine.render(Generate(prompt=text, max_tokens=1))[1]
+
+        self.prompt, _ = fit_prompt(count, w.prompt_tokens)
+        self.prompt_ids = self._direct.token_ids(self.prompt)
+        self._params = DirectLLM.sampling(
+            w.output_tokens, temperature=w.temperature, ignore_eos=w.ignore_eos
+        )
+        self.gen = Generate(
+            prompt=self.prompt,
+            max_tokens=w.output_tokens,
+            temperature=w.temperature,
+            ignore_eos=w.ignore_eos,
+            stream=True,
+        )
+
+    async def close(self) -> None:
+        if self._direct is not None:
+            await self._direct.shutdown()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def info(self) -> EngineInfo:
+        settings = {
+            k: v
+            for k, v in (self._direct.settings if self._direct else {}).items()
+            if isinstance(v, str | int | float | bool) and k != "model"
+        }
+        settings["actor_engine"] = "VLLMEngine.wrap(the same AsyncLLM)"
+        return EngineInfo(
+            kind="vllm",
+            model=self.model_label,
+            version=vllm_version(),
+            settings=settings,
+            start_seconds=self.start_seconds,
+        )
+
+    def notes(self) -> list[str]:
+        notes = [
+            "direct: the prompt's token ids go straight to AsyncLLM.generate (tokenized once, "
+            "before timing); actor: each request is a Generate(prompt=text) that the engine "
+            "renders (tokenizes) per request, a cost the product pays",
+        ]
+        if self.quick and self.model is None:
+            notes.append(
+                "quick run: a tiny random model makes each engine step ~1 ms, so the Python "
+                "side (output processing, the actor's messages) weighs far more than with a "
+                "real model"
+            )
+        return notes
+
+    async def direct(self, request_id: str) -> RequestSample:
+        assert self._direct is not None
+        start, stamps, end, tokens, prompt_tokens = await self._direct.timed(
+            request_id, self.prompt_ids, self._params
+        )
+        first = stamps[0] if stamps else float("nan")
+        return RequestSample(start, first, end, stamps, tokens, prompt_tokens)

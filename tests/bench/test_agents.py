@@ -1,0 +1,97 @@
+"""Smoke test of ``actoros bench agents`` on the fake engine: no vLLM needed.
+
+Tiny sizes (``ACTOROS_BENCH_TINY=1``); no timing assertions — the numbers of a smoke run on a
+shared CI machine mean nothing. The run must still finish every task of the rule and fake-LLM
+workloads, report every documented metric and write well-formed JSON, Markdown and PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from actoros import ActorSystem
+from actoros.agents import AgentReply
+from actoros.bench.agents import run as agents
+from actoros.bench.agents._workloads import rule_task, spawn_rule_agents
+from actoros.bench.agents.result import AgentsResult
+from actoros.cli import main as cli_main
+
+pytestmark = pytest.mark.timeout(120)
+
+METRICS = [
+    "rule_tasks_per_s",
+    "rule_latency_p50_ms",
+    "rule_latency_p99_ms",
+    "llm_fake_tasks_per_s",
+    "llm_fake_latency_p50_ms",
+    "llm_fake_latency_p99_ms",
+]
+
+
+def check_results(out: Path) -> AgentsResult:
+    for name in ("agents.json", "agents.md", "agents.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "agents.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = msgspec.json.decode((out / "agents.json").read_bytes(), type=AgentsResult)
+    for key in METRICS:
+        assert math.isfinite(result.metrics[key]) and result.metrics[key] > 0, key
+    assert result.metrics["rule_failed"] == 0
+    assert result.metrics["llm_fake_failed"] == 0
+    assert result.metrics["llm_fake_steps_per_task"] >= 1
+    assert "llm_vllm_tasks_per_s" not in result.metrics
+    assert result.engines == ["rule", "fake"]
+    for key in ("rule_tasks_per_s", "llm_fake_tasks_per_s"):  # one value per timed batch
+        assert len(result.raw[key]) == result.repeats == agents.REPEATS
+    return result
+
+
+def test_fake_engine_run_finishes_every_task_and_writes_json_markdown_and_chart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ACTOROS_BENCH_TINY", "1")
+
+    assert agents.main(quick=False, out=tmp_path, engine="fake") == 0
+
+    result = check_results(tmp_path)
+    assert result.benchmark == "agents" and result.sizes == agents.TINY
+    assert any("--engine fake" in note for note in result.notes)  # says why vLLM was skipped
+    table = (tmp_path / "agents.md").read_text()
+    assert "| `rule_tasks_per_s` |" in table and "| `llm_fake_latency_p99_ms` |" in table
+    assert table in capsys.readouterr().out  # the table also goes to stdout
+    assert msgspec.json.decode((tmp_path / "agents.json").read_bytes())["loop"] == "uvloop"
+
+
+def test_cli_quick_skips_vllm_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTOROS_BENCH_TINY", "1")
+
+    assert cli_main(["bench", "agents", "--quick", "--out", str(tmp_path)]) == 0
+
+    result = check_results(tmp_path)
+    assert result.quick is True
+    assert any("skipped under --quick" in note for note in result.notes)
+
+
+def test_cli_refuses_an_out_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "results"
+    file.write_text("")
+    assert cli_main(["bench", "agents", "--quick", "--out", str(file)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+async def test_rule_workload_calls_the_calculator_through_the_tool_service() -> None:
+    async with ActorSystem("test-bench-agents") as system:
+        refs = await spawn_rule_agents(system, agents=4, groups=2)
+        assert [r.path for r in refs] == ["/rules-0/rule-0", "/rules-0/rule-1",
+                                          "/rules-1/rule-2", "/rules-1/rule-3"]  # fmt: skip
+
+        calc = await refs[0].ask(rule_task(0))  # "(0 + 7) * 3 / 2"
+        reply = await refs[1].ask(rule_task(1))
+
+    assert isinstance(calc, AgentReply) and calc.data == {"tool": "calculator", "value": 10.5}
+    assert isinstance(reply, AgentReply) and reply.text == "status of order 1: noted by rule-1"

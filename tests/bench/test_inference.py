@@ -1,0 +1,128 @@
+"""Smoke test of ``actoros bench inference`` with the fake engine: no vLLM needed.
+
+Tiny sizes (``ACTOROS_BENCH_TINY=1``), one repeat; no timing assertions — the numbers of a
+smoke run on a shared CI machine mean nothing. The run must still produce every documented
+metric, the targets, and well-formed JSON, Markdown and PNG.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from actoros.bench.inference import run as inference
+from actoros.bench.inference.result import InferenceResult
+from actoros.cli import main as cli_main
+
+pytestmark = pytest.mark.timeout(120)
+
+HEADLINE = [
+    "actor_tok_per_s",
+    "direct_tok_per_s",
+    "actor_vs_direct",
+    "sequential_tok_per_s",
+    "batching_speedup",
+    "ttft_overhead_ms_p50",
+    "direct_req_per_s",
+    "actor_req_per_s",
+]
+# per path and concurrency level, vLLM's benchmark metrics
+PER_LEVEL = [
+    "tok_per_s",
+    "req_per_s",
+    "ttft_ms_p50",
+    "ttft_ms_p99",
+    "tpot_ms_p50",
+    "tpot_ms_p99",
+    "itl_ms_p50",
+    "itl_ms_p99",
+    "e2el_ms_p50",
+    "e2el_ms_p99",
+    "prompt_tokens",
+    "output_tokens",
+]
+
+
+def check_results(out: Path, levels: tuple[int, ...]) -> InferenceResult:
+    for name in ("inference.json", "inference.md", "inference.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "inference.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = msgspec.json.decode((out / "inference.json").read_bytes(), type=InferenceResult)
+    metrics = result.metrics
+    for key in HEADLINE:
+        assert math.isfinite(metrics[key]), (key, metrics[key])
+    for c in levels:
+        assert metrics[f"actor_vs_direct_c{c}"] > 0
+        assert math.isfinite(metrics[f"ttft_overhead_ms_p50_c{c}"])
+        for path in ("direct", "actor"):
+            for key in PER_LEVEL:
+                value = metrics[f"{path}_{key}_c{c}"]
+                assert math.isfinite(value) and value >= 0, (path, key, c, value)
+    for key in ("tok_per_s", "req_per_s", "e2el_ms_p50"):
+        assert metrics[f"sequential_{key}"] > 0
+    return result
+
+
+def test_fake_engine_run_writes_json_markdown_and_chart_with_every_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ACTOROS_BENCH_TINY", "1")
+
+    assert inference.main(quick=True, out=tmp_path, repeats=1, engine="fake") == 0
+
+    result = check_results(tmp_path, inference.TINY.concurrency)
+    assert result.benchmark == "inference"
+    assert result.engine.kind == "fake"
+    assert result.quick is True and result.repeats == 1
+    assert result.workload == inference.TINY
+    # every request produced exactly the output length asked for (ignore_eos)
+    for c in result.workload.concurrency:
+        for path in ("direct", "actor"):
+            assert result.metrics[f"{path}_output_tokens_c{c}"] == result.workload.output_tokens
+            assert result.metrics[f"{path}_prompt_tokens_c{c}"] == result.workload.prompt_tokens
+    assert set(result.targets) == {
+        "actor_vs_direct",
+        "ttft_overhead_ms_p50",
+        *(f"actor_vs_direct_c{c}" for c in result.workload.concurrency),
+    }
+    assert set(result.passed) == set(result.targets)
+    assert all(len(samples) == 1 for samples in result.raw.values())  # one repeat
+    table = (tmp_path / "inference.md").read_text()
+    assert "| `actor_vs_direct` |" in table and "## By concurrency" in table
+    assert table in capsys.readouterr().out  # the table also goes to stdout
+    plain = msgspec.json.decode((tmp_path / "inference.json").read_bytes())
+    assert {"benchmark", "version", "machine", "engine", "workload", "metrics", "targets"} <= set(
+        plain
+    )
+    assert plain["loop"] == "uvloop"
+
+
+def test_cli_runs_the_fake_engine_with_a_chosen_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTOROS_BENCH_TINY", "1")
+    argv = ["bench", "inference", "--engine", "fake", "--concurrency", "2,1", "--repeats", "1"]
+
+    assert cli_main([*argv, "--out", str(tmp_path)]) == 0
+
+    result = check_results(tmp_path, (1, 2))
+    assert result.workload.concurrency == (1, 2)
+
+
+def test_cli_rejects_a_bad_concurrency_level(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["bench", "inference", "--engine", "fake", "--concurrency", "4,0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("actoros: error:") and "concurrency" in err and "\n" not in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")
+def test_vllm_engine_without_vllm_is_a_one_line_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["bench", "inference", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--engine fake" in err and "\n" not in err
