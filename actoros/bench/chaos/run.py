@@ -34,6 +34,8 @@ from pathlib import Path
 
 import msgspec
 
+from actoros.kernel.tools import DEFAULT_TOOL_THREADS
+
 from .._common import EngineKind, is_tiny, judge, progress, run_header, running, vllm_missing
 from ._faults import (
     SPAN,
@@ -54,7 +56,9 @@ from .result import skipped as skipped_row
 log = progress
 
 SIGNALS = ("sigkill", "sigterm", "sigint_twice")
-POOL = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor: the threads to fill
+# the hung calls fill asyncio's default executor (what sync tools once shared with the kernel)
+# and the tool service's own pool, with two more waiting
+POOL = max(min(32, (os.cpu_count() or 1) + 4), DEFAULT_TOOL_THREADS)
 STOP_BOUND = 45.0  # s a graceful stop may take: the runner's default shutdown timeout is 30
 ENGINE_START_BOUND = 300.0  # s until vLLM has answered the first wave
 
@@ -88,7 +92,8 @@ def _what(fault: str, spec: Spec, bench: Bench) -> str:
         "sigint_twice": f"a double Ctrl-C (SIGINT to the process group, twice, 0.25 s apart) "
         f"at {span}; otherwise as sigterm.",
         "hung_tool": f"{spec.hung} lookups through a synchronous user tool that never returns "
-        f"(asyncio's default thread pool here: {POOL} threads), tool timeout "
+        f"(more than asyncio's default thread pool and the tool pool hold: {POOL} threads), "
+        "tool timeout "
         f"{spec.tool_timeout:g} s: the run must exit 0 by itself within "
         f"{hung_bound(bench.reference, spec):g} s, those tasks failing with 'timed out', every "
         "other answered right. No rerun. Recovery: the run's wall time.",
