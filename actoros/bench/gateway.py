@@ -45,7 +45,7 @@ from actoros.config.schema import SystemConfig
 from actoros.core.system import loop_name
 from actoros.gateway.server import GatewayAddress
 from actoros.inference.messages import ChatMessage, Generate
-from actoros.runner import GATEWAY, System, start_system
+from actoros.app import GATEWAY, System, start_system
 
 from ._agents_workloads import wait_ready
 from ._gateway_client import Level, LoadGenerator
