@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import msgspec
 import structlog
@@ -157,8 +157,8 @@ async def run_workload(
             await asyncio.sleep(0.5)
 
     ticking = asyncio.ensure_future(ticker()) if progress is not None else None
-    running = asyncio.ensure_future(asyncio.gather(*(one(t) for t in tasks)))
-    stopping = asyncio.ensure_future(stop.wait())
+    running: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(one(t) for t in tasks)))
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:

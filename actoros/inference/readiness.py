@@ -17,7 +17,6 @@ ask's reply and wins over it.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 import structlog
@@ -115,7 +114,7 @@ class EngineReadiness:
 
     def __init__(self, events: EventStream) -> None:
         self._ready: dict[str, bool] = {}
-        self._unsubscribe = _subscribe_weakly(events, self._follow, EngineReady, EngineDown)
+        self._unsubscribe = events.subscribe_weakly(self._follow, EngineReady, EngineDown)
 
     def _follow(self, event: EngineReady | EngineDown) -> None:
         self._ready[event.path] = isinstance(event, EngineReady)
@@ -137,19 +136,3 @@ class EngineReadiness:
     def close(self) -> None:
         self._unsubscribe()
 
-
-def _subscribe_weakly(events: EventStream, method: Any, *types: type) -> Any:
-    """Subscribe a bound method without keeping its object alive (as the gateway's metrics
-    do): once the object is gone, its next event unsubscribes it."""
-    weak = weakref.WeakMethod(method)
-    unsubscribe: Any = None
-
-    def handler(event: Any) -> None:
-        bound = weak()
-        if bound is None:
-            unsubscribe()
-        else:
-            bound(event)
-
-    unsubscribe = events.subscribe(handler, *types)
-    return unsubscribe

@@ -22,21 +22,11 @@ from actoros.inference.messages import Generate
 from actoros.inference.readiness import EngineNotReady, EngineReadiness, wait_engine_ready
 from actoros.testing import capture_events, test_system
 
+from .conftest import HeldEngine
+
 pytestmark = pytest.mark.timeout(10)
 
 HELLO = Generate(prompt="hello", max_tokens=4)
-
-
-class HeldEngine(FakeEngine):
-    """A ``FakeEngine`` whose start completes once ``gate`` is set."""
-
-    def __init__(self, gate: asyncio.Event, **options: Any) -> None:
-        super().__init__(**options)
-        self.gate = gate
-
-    async def start(self) -> None:
-        await self.gate.wait()
-        await super().start()
 
 
 async def spawn_held(system: ActorSystem) -> tuple[Any, asyncio.Event]:
