@@ -386,7 +386,7 @@ def _run_config(args: argparse.Namespace, interrupts: Interrupts) -> int:
 
     try:
         return int(run(_run_async(args, config, interrupts)))
-    except ConfigError as exc:  # what the runner found when assembling the system
+    except ConfigError as exc:  # what the app found when assembling the system
         if args.debug:
             traceback.print_exception(exc, file=sys.stderr)
         for line in exc.lines():
@@ -403,7 +403,7 @@ async def _run_async(args: argparse.Namespace, config: Any, interrupts: Interrup
     # results own stdout: vLLM (and its engine processes, which inherit this) logs to stderr
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     try:
-        runner = importlib.import_module("actoros.runner")
+        app = importlib.import_module("actoros.app")
     except ModuleNotFoundError as exc:  # a part of actoros (agents, kernel, ...) is missing
         if not (exc.name or "").startswith("actoros"):
             raise UsageError(f"actoros run needs the Python package {exc.name!r}") from exc
@@ -419,7 +419,7 @@ async def _run_async(args: argparse.Namespace, config: Any, interrupts: Interrup
                 sys.stdout.write(text)
                 sys.stdout.flush()
 
-            await runner.chat(
+            await app.chat(
                 config, args.chat, read_line=sys.stdin.readline, write=write, stop_event=stop
             )
             return 0
@@ -427,12 +427,12 @@ async def _run_async(args: argparse.Namespace, config: Any, interrupts: Interrup
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             with args.out.open("w", encoding="utf-8") as out:
-                summary = await runner.run_system(
+                summary = await app.run_system(
                     config, out=out, stop_event=stop, progress=progress,
                     shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
                 )  # fmt: skip
         else:
-            summary = await runner.run_system(
+            summary = await app.run_system(
                 config, out=sys.stdout, stop_event=stop, progress=progress,
                 shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
             )  # fmt: skip

@@ -190,13 +190,13 @@ def test_a_terminal_gets_a_live_progress_line(tmp_path: Path) -> None:
     assert b"\r20/20 tasks" in seen
 
 
-@pytest.mark.parametrize("part", ["actoros.runner", "actoros.agents"])
+@pytest.mark.parametrize("part", ["actoros.app", "actoros.agents"])
 def test_a_missing_part_of_actoros_is_said_in_one_line(
     part: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from actoros import cli
 
-    for name in [m for m in sys.modules if m == "actoros.runner" or m.startswith(part)]:
+    for name in [m for m in sys.modules if m.startswith("actoros.app") or m.startswith(part)]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, part, None)  # importing it now fails
     status = cli.main(["run", str(fake_copy(tmp_path))])

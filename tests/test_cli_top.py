@@ -2,7 +2,7 @@
 config file, with and without a token; and the errors a user meets (nothing listening, no
 ``gateway:`` section, ``port: 0``, a missing token).
 
-The system runs in-process (the runner's assembly on the fake engine, its gateway on a free
+The system runs in-process (the app's assembly on the fake engine, its gateway on a free
 port); ``actoros top`` runs as a user runs it, in its own process.
 """
 
@@ -25,7 +25,7 @@ from actoros.cli import main
 from actoros.config import parse_config
 from actoros.gateway import GatewayAddress
 from actoros.gateway.top import Frame, Row, render
-from actoros.runner import System, start_system
+from actoros.app import System, start_system
 
 pytestmark = pytest.mark.timeout(60)
 

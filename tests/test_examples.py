@@ -23,9 +23,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from actoros import app
 from actoros.config import Config, Workload, WorkloadTask, load_config, load_workload_file
-
-runner = pytest.importorskip("actoros.runner", reason="actoros.runner is not written yet")
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -58,7 +57,7 @@ def with_tasks(config: Config, *tasks: WorkloadTask) -> Config:
 
 async def run(config: Config) -> tuple[list[dict[str, object]], object]:
     out = io.StringIO()
-    summary = await runner.run_system(config, out=out)
+    summary = await app.run_system(config, out=out)
     return [json.loads(line) for line in out.getvalue().splitlines()], summary
 
 
@@ -78,7 +77,7 @@ def test_customer_service_examples_are_the_same_system(name: str) -> None:
         "router": "rule", "faq": "llm", "orders": "llm",
     }  # fmt: skip
     assert config.workload is not None
-    tasks = runner.workload_tasks(config)
+    tasks = app.workload_tasks(config)
     questions = [t for t in tasks if not (t.id or "").startswith("seed-")]
     assert len(questions) == 20
     assert all(task.agent == "router" for task in tasks)
@@ -139,7 +138,7 @@ async def test_fake_example_answers_every_question(tmp_path: Path) -> None:
     # the fake model's filler text is plain text, so the LLM agents take it as final answers
     failed = {k: v["error"] for k, v in by_id.items() if "error" in v}
     assert not failed, failed
-    assert summary == runner.RunSummary(
+    assert summary == app.RunSummary(
         tasks=20, ok=20, failed=0, seconds=summary.seconds, output_tokens=summary.output_tokens
     )
     assert summary.output_tokens > 0

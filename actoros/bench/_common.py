@@ -301,18 +301,20 @@ def vllm_missing(model: str | None) -> str | None:
     return None
 
 
-async def wait_engine_ready(inference: Any, timeout: float = ENGINE_READY_TIMEOUT) -> None:
-    """Until the inference actor ``inference`` says its engine is ready (``BenchError`` after
-    ``timeout`` seconds)."""
-    import asyncio
+async def wait_engine_ready(
+    actors: Any, inference: Any, timeout: float = ENGINE_READY_TIMEOUT
+) -> None:
+    """Until the engine of the inference actor ``inference`` (in ``actors``) is up, as its
+    ``EngineReady`` event says (``BenchError`` after ``timeout`` seconds)."""
+    from actoros.inference.readiness import EngineNotReady
+    from actoros.inference.readiness import wait_engine_ready as wait
 
-    from actoros.inference.actor import InferenceStats
-
-    deadline = perf_counter() + timeout
-    while not (await inference.ask(InferenceStats())).engine_ready:
-        if perf_counter() > deadline:
-            raise BenchError(f"the inference actor's engine was not ready in {timeout} s")
-        await asyncio.sleep(0.01)
+    try:
+        ready = await wait(actors, inference.path, timeout=timeout)
+    except EngineNotReady as exc:
+        raise BenchError(f"the inference actor's engine was not ready: {exc}") from None
+    if not ready:
+        raise BenchError("the system stopped before its inference engine was ready")
 
 
 def median(samples: Sequence[float]) -> float:

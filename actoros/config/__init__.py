@@ -14,7 +14,8 @@ How problems are found: the YAML is composed into a node tree first, so the line
 and list item is known; the data is then decoded with ``msgspec.convert`` (which stops at its
 first error, reported with its path and line); a config that decodes is then checked across
 fields (names that must refer to agents, tools, topics; duplicates; files that must exist),
-and all of those problems are reported together.
+and all of those problems are reported together. ``normalize_tools(config)`` is the one
+rewrite the system runs on top (tools an agent names as ``module:function``, see ``tools.py``).
 
 Relative paths (``system.state_dir``, ``services.*.db``, ``workload.file``) are relative to
 the config file's folder; ``load_config`` returns them resolved to absolute paths. This package
@@ -46,6 +47,7 @@ from .schema import (
     Workload,
     WorkloadTask,
 )
+from .tools import normalize_tools
 from .workload import load_workload_file
 
 __all__ = [
@@ -72,5 +74,6 @@ __all__ = [
     "WorkloadTask",
     "load_config",
     "load_workload_file",
+    "normalize_tools",
     "parse_config",
 ]

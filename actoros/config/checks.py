@@ -31,6 +31,7 @@ from .schema import (
     Rule,
     Workload,
 )
+from .tools import malformed_message, taken_message, taken_tool_names
 from .workload import load_workload_file
 
 KERNEL_GROUP = "kernel"
@@ -87,7 +88,7 @@ class _Checker:
             return
         if ":" in tool:
             if not USER_TOOL.match(tool):
-                yield self.problem(at, f"user tool {tool!r} is not 'module:function'")
+                yield self.problem(at, malformed_message(tool))
             else:
                 yield from self.tool_module(at, tool)
             return
@@ -104,21 +105,9 @@ class _Checker:
 
     def direct_tool_names(self) -> Iterator[Problem]:
         """An agent's ``module:function`` tool is registered under the function's name, which
-        must not be a different user tool's."""
-        taken = dict(self.config.services.tools.user)
-        for i, agent in enumerate(self.config.agents):
-            lists = (("tools",), agent.tools), (("permissions", "tools"), agent.permissions.tools)
-            for where, tools in lists:
-                for j, spec in enumerate(tools or ()):
-                    if ":" not in spec or not USER_TOOL.match(spec):
-                        continue
-                    name = spec.rpartition(":")[2].rpartition(".")[2]
-                    if taken.setdefault(name, spec) != spec:
-                        yield self.problem(
-                            ("agents", i, *where, j),
-                            f"the tool name {name!r} is taken by {taken[name]!r}: declare "
-                            "this one in services.tools.user under another name",
-                        )
+        must not be a different user tool's (``tools.py``)."""
+        for at, name, holder in taken_tool_names(self.config):
+            yield self.problem(at, taken_message(name, holder))
 
     def agent(self, at: Key, name: str) -> Iterator[Problem]:
         if name not in self.agents:

@@ -1,11 +1,14 @@
 """The system event stream: dead letters and lifecycle events, for user code to watch.
 
 Subscribers are plain callables (called synchronously, in publish order; an exception in one is
-logged and does not affect the others) or ActorRefs (the event is told to them).
+logged and does not affect the others) or ActorRefs (the event is told to them). A bound method
+may also be subscribed weakly (``subscribe_weakly``), so the subscription does not keep its
+object alive.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +39,23 @@ class EventStream:
             except ValueError:
                 pass
 
+        return unsubscribe
+
+    def subscribe_weakly(self, method: Callable[[Any], object], *types: type) -> Callable[[], None]:
+        """``subscribe`` a bound method without keeping its object alive: once the object is
+        gone, its next event ends the subscription (a dropped gateway app takes its
+        subscriptions with it). Returns a function that unsubscribes."""
+        weak = weakref.WeakMethod(method)
+        unsubscribe: Callable[[], None] = lambda: None  # noqa: E731
+
+        def handler(event: Any) -> None:
+            bound = weak()
+            if bound is None:
+                unsubscribe()
+            else:
+                bound(event)
+
+        unsubscribe = self.subscribe(handler, *types)
         return unsubscribe
 
     def wants(self, event_type: type) -> bool:

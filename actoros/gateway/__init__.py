@@ -8,7 +8,7 @@
   behind ``actoros top``.
 
 Layer: above ``agents`` (it asks agents and the inference actor), below the CLI. It never
-imports the runner: it reaches the running system through the ``Host`` protocol.
+imports the app layer (``actoros.app``): it reaches the running system through the ``Host`` protocol.
 """
 
 from .app import build_app

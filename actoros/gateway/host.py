@@ -1,4 +1,4 @@
-"""What the gateway needs of a running system (``actoros.runner.System`` provides it)."""
+"""What the gateway needs of a running system (``actoros.app.System`` provides it)."""
 
 from __future__ import annotations
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -97,25 +96,6 @@ class _Path:
         self.last = last
 
 
-def _subscribe_weakly(
-    events: Any, method: Callable[[Any], None], *types: type
-) -> Callable[[], None]:
-    """Subscribe a collector's method without keeping the collector alive: an app that is
-    dropped (a restarted gateway builds a new one) takes its subscriptions with it."""
-    weak = weakref.WeakMethod(method)
-    unsubscribe: Callable[[], None] = lambda: None  # noqa: E731
-
-    def handler(event: Any) -> None:
-        bound = weak()
-        if bound is None:
-            unsubscribe()
-        else:
-            bound(event)
-
-    unsubscribe = events.subscribe(handler, *types)
-    return unsubscribe
-
-
 class MetricsCollector(Collector):
     """The metrics of one running system, in its own ``registry``.
 
@@ -184,9 +164,9 @@ class MetricsCollector(Collector):
         r.register(self)
         events = host.actors.events
         self._unsubscribe = [
-            _subscribe_weakly(events, self._on_dead_letter, DeadLetter),
-            _subscribe_weakly(events, self._on_lifecycle, LifecycleEvent),
-            _subscribe_weakly(events, self._on_request_done, InferenceRequestDone),
+            events.subscribe_weakly(self._on_dead_letter, DeadLetter),
+            events.subscribe_weakly(self._on_lifecycle, LifecycleEvent),
+            events.subscribe_weakly(self._on_request_done, InferenceRequestDone),
         ]
 
     def close(self) -> None:

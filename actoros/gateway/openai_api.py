@@ -46,8 +46,10 @@ from starlette.types import Receive, Scope, Send
 from actoros.agents import AgentDelta, AgentReply, AgentStream, UserMessage
 from actoros.config import Config, GatewayConfig
 from actoros.core import ActorRef
-from actoros.inference.actor import CompletionStream, InferenceMetrics, InferenceStats
+from actoros.inference.actor import CompletionStream
+from actoros.inference.engines import model_id
 from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
+from actoros.inference.readiness import EngineReadiness
 from actoros.kernel.threads import CreateThread, GetThread, ThreadInfo, ThreadNotFound
 
 from .auth import Caller, TokenAuth, resolve_tokens
@@ -61,10 +63,8 @@ log = structlog.get_logger("actoros.gateway")
 
 THREAD_HEADER = "X-Actoros-Thread"
 DEFAULT_MAX_TOKENS = 256  # the raw model's max_tokens when a request gives none
-READY_RECHECK = 1.0  # seconds a ready engine is not asked again
 SEED_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit seed, as vLLM's own server takes
 MAX_TOKENS_LIMIT = 2**31 - 1  # past any model's context; larger is a 400, not an engine error
-FAKE_MODEL = "fake"
 
 
 def routes(host: Host) -> list[BaseRoute]:
@@ -77,18 +77,9 @@ def routes(host: Host) -> list[BaseRoute]:
 
 
 def raw_model_id(config: Config) -> str | None:
-    """The id the raw model answers to: the configured model (default: the CPU default model),
-    ``"fake"`` for the fake engine, ``None`` without an ``inference`` section."""
-    inference = config.inference
-    if inference is None:
-        return None
-    if inference.model is not None:
-        return inference.model
-    if inference.engine == "fake":
-        return FAKE_MODEL
-    from actoros.inference.models import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
+    """The id the raw model answers to (``inference.engines.model_id``), ``None`` without an
+    ``inference`` section."""
+    return model_id(config.inference) if config.inference is not None else None
 
 
 # -- the request body ---------------------------------------------------------------------------
@@ -430,8 +421,7 @@ class OpenAIAPI:
         self.config: GatewayConfig = host.config.gateway or GatewayConfig()
         self.auth = TokenAuth(resolve_tokens(self.config))
         self.raw_model = raw_model_id(host.config) if self.config.allow_raw_model else None
-        self._ready_ref: ActorRef | None = None  # the inference actor last seen ready, and when
-        self._ready_at = 0.0
+        self.engine = EngineReadiness(host.actors.events)  # followed from its events
         self.agent_kinds = {agent.name: agent.kind for agent in host.config.agents}
         self.slots = _Slots(self.config.max_concurrent)
         self.threads = _Threads(host)
@@ -703,19 +693,14 @@ class OpenAIAPI:
         return await self._stream(body, model, stream, read, deadline, what, release, {}, None)
 
     async def _engine_ready(self, inference: ActorRef, deadline: float | None, what: str) -> None:
-        """503 while the engine loads or restarts. A ready engine is asked again at most once
-        a second (an engine that dies meanwhile fails its requests with a 503 anyway)."""
-        now = time.monotonic()
-        if inference is self._ready_ref and now - self._ready_at < READY_RECHECK:
-            return
-        metrics = await inference.ask(InferenceStats(), timeout=_left(deadline))
-        if not isinstance(metrics, InferenceMetrics) or not metrics.engine_ready:
-            self._ready_ref = None
+        """503 while the engine loads or restarts: answered from the inference actor's
+        EngineReady / EngineDown events (an engine that dies before its EngineDown arrives
+        fails its requests with a 503 anyway)."""
+        if not await self.engine.ready(inference, timeout=_left(deadline)):
             raise APIError(
                 503, f"{what} is not ready (loading or restarting); retry shortly",
                 type="server_error", code="engine_unavailable",
             )  # fmt: skip
-        self._ready_ref, self._ready_at = inference, now
 
     # -- streaming ----------------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ the actor's render thread (``RENDER_INLINE_CHARS``), so a huge prompt never stal
 Failure: a prompt that does not fit fails that request with ``PromptTooLong``. When the engine
 dies, every waiting and in-flight request fails with ``EngineUnavailable`` and the actor fails,
 so its supervisor restarts it with a fresh engine.
+
+Readiness: the actor publishes ``EngineReady`` on ``system.events`` once its engine has
+started, and ``EngineDown`` when the engine dies or fails to start or the actor stops
+(``events.py``), so nobody needs to poll ``InferenceStats`` to learn it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from actoros.core import Actor, ActorRef, Context, DeferredReply, Terminated
 from .admission import FairQueue
 from .engine import Engine, EngineDead
 from .errors import EngineUnavailable, InferenceError, Overloaded, PromptTooLong
+from .events import EngineDown, EngineReady
 from .messages import Completion, Generate, InferenceRequestDone, Timings, TokenDelta, Usage
 
 log = structlog.get_logger("actoros.inference")
@@ -164,6 +169,7 @@ class InferenceActor(Actor):
         self,
         engine_factory: Callable[[], Engine],
         *,
+        model: str | None = None,
         max_in_flight: int | None = None,
         max_waiting: int = 4096,
         metrics_window: float = 60.0,
@@ -174,11 +180,13 @@ class InferenceActor(Actor):
         if max_waiting < 0:
             raise ValueError(f"max_waiting must be >= 0, got {max_waiting}")
         self._engine_factory = engine_factory
+        self.model = model  # the model's id, for EngineReady (the engine need not know it)
         self._max_in_flight_arg = max_in_flight
         self.max_waiting = max_waiting
         self._window = metrics_window
         self.engine: Engine | None = None
         self._ready = False
+        self._down = False  # this incarnation announced EngineDown (it does so once)
         self._starting: asyncio.Task[None] | None = None
         self._waiting: FairQueue[_Request] = FairQueue()
         self._in_flight: dict[str, _Request] = {}
@@ -222,10 +230,19 @@ class InferenceActor(Actor):
             await engine.start()
         except Exception as exc:
             log.error("inference.engine_start_failed", actor=self.ctx.path, error=repr(exc))
+            self._announce_down(f"engine failed to start: {exc!r}")
             self.ctx.self.tell(_EngineFailed(f"engine failed to start: {exc!r}", engine))
             return
         self.max_in_flight = self._max_in_flight_arg or engine.max_num_seqs
         self._ready = True
+        self._announce(
+            EngineReady(
+                path=self.ctx.path,
+                model=self.model,
+                max_model_len=engine.max_model_len,
+                max_num_seqs=engine.max_num_seqs,
+            )
+        )
         log.info(
             "inference.engine_ready",
             actor=self.ctx.path,
@@ -246,6 +263,7 @@ class InferenceActor(Actor):
             # not leave a half-built engine running behind a completed shutdown)
             await asyncio.gather(starting, return_exceptions=True)
         error = EngineUnavailable("the inference actor stopped; retry once it is back")
+        self._announce_down("the inference actor stopped")
         self._fail_all(error)
         tasks = [r.task for r in self._in_flight.values() if r.task is not None]
         for task in tasks:
@@ -470,7 +488,18 @@ class InferenceActor(Actor):
         if self._ready:
             self._ready = False
             log.error("inference.engine_died", actor=self.ctx.path, error=error)
+            self._announce_down(f"the engine died: {error}")
             self.ctx.self.tell(_EngineFailed(f"the engine died: {error}", self.engine))
+
+    def _announce_down(self, reason: str) -> None:
+        if not self._down:
+            self._down = True
+            self._announce(EngineDown(path=self.ctx.path, reason=reason))
+
+    def _announce(self, event: EngineReady | EngineDown) -> None:
+        events = self.ctx.system.events
+        if events.wants(type(event)):
+            events.publish(event)
 
     def _fail_all(self, error: InferenceError) -> None:
         self._ready = False

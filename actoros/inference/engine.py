@@ -1,13 +1,15 @@
 """The engine protocol: the whole surface the inference actor uses, and nothing more.
 
-Two engines implement it: ``vllm`` (``vllm_engine.py``, the only module that imports vLLM) and
-``fake`` (``fake_engine.py``: deterministic text at a configurable pace, for tests and for
-runtime benchmarks). Nothing outside ``inference`` knows which one runs.
+This module knows no implementation (as httpx's ``_transports/base.py``): the engines are
+``vllm`` (``vllm_engine.py``, the only module that imports vLLM) and ``fake``
+(``fake_engine.py``: deterministic text at a configurable pace, for tests and for runtime
+benchmarks), and ``engines.py`` is the one place that names them and picks one for a config.
+Nothing outside ``inference`` knows which one runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import msgspec
@@ -58,19 +60,3 @@ class Engine(Protocol):
     def num_unfinished(self) -> int:
         """Requests the engine still holds (admitted and not finished or aborted)."""
         ...
-
-
-EngineFactory = Callable[[], Engine]
-
-
-def make_engine(kind: str, **options: Any) -> Engine:
-    """Build an engine by name: ``"vllm"`` or ``"fake"``; ``options`` go to its constructor."""
-    if kind == "fake":
-        from .fake_engine import FakeEngine
-
-        return FakeEngine(**options)
-    if kind == "vllm":
-        from .vllm_engine import VLLMEngine
-
-        return VLLMEngine(**options)
-    raise ValueError(f"unknown engine {kind!r}: use 'vllm' or 'fake'")

@@ -26,7 +26,7 @@ from actoros.config import parse_config
 from actoros.gateway import GatewayAddress
 from actoros.inference.actor import stream
 from actoros.inference.messages import ChatMessage, Generate
-from actoros.runner import start_system
+from actoros.app import start_system
 
 log = structlog.get_logger("benchmarks.gateway_chunk_cost")
 

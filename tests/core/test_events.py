@@ -112,3 +112,32 @@ async def test_capture_events_stops_capturing_when_its_block_ends(system: ActorS
     await system.spawn(Fragile, name="outside")
     await settle()
     assert [e.path for e in events] == ["/inside"]
+
+
+def test_a_weak_subscription_delivers_while_its_object_lives_and_ends_with_it() -> None:
+    import gc
+
+    from actoros.core.events import EventStream
+
+    class Listener:
+        def __init__(self) -> None:
+            self.seen: list[Any] = []
+
+        def on_event(self, event: Any) -> None:
+            self.seen.append(event)
+
+    events = EventStream()
+    listener = Listener()
+    events.subscribe_weakly(listener.on_event, str)
+    events.publish("one")
+    assert listener.seen == ["one"]
+    del listener
+    gc.collect()
+    assert events.wants(str)  # still listed until its next event finds it gone
+    events.publish("two")
+    assert not events.wants(str)
+    kept = Listener()
+    unsubscribe = events.subscribe_weakly(kept.on_event, str)
+    unsubscribe()
+    events.publish("three")
+    assert kept.seen == []

@@ -38,7 +38,7 @@ from actoros.config import parse_config
 from actoros.gateway import GatewayAddress
 from actoros.inference.actor import InferenceMetrics, InferenceStats
 from actoros.inference.fake_engine import FakeEngine
-from actoros.runner import System, start_system
+from actoros.app import System, start_system
 
 
 class Gate:

@@ -47,7 +47,7 @@ from actoros.gateway.metrics import (
 from actoros.inference.errors import PromptTooLong
 from actoros.inference.messages import Generate, InferenceRequestDone
 from actoros.kernel import SubmitAndWait, Task
-from actoros.runner import System, start_system
+from actoros.app import System, start_system
 from actoros.testing import capture_events
 
 from .conftest import RunningGateway

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from actoros.inference.engine import EngineDead, EngineOutput, make_engine
+from actoros.inference.engine import EngineDead, EngineOutput
 from actoros.inference.fake_engine import FakeEngine, render_chat
 from actoros.inference.messages import ChatMessage, Generate
 
@@ -28,14 +28,6 @@ async def run(engine: FakeEngine, gen: Generate, request_id: str = "r1") -> list
 
 def text_of(outputs: list[EngineOutput]) -> str:
     return "".join(out.text for out in outputs)
-
-
-def test_make_engine_builds_a_fake_engine_by_name_and_rejects_unknown_names() -> None:
-    engine = make_engine("fake", max_model_len=99, max_num_seqs=7)
-    assert isinstance(engine, FakeEngine)
-    assert (engine.max_model_len, engine.max_num_seqs) == (99, 7)
-    with pytest.raises(ValueError, match="unknown engine 'nope'"):
-        make_engine("nope")
 
 
 def test_render_applies_a_chat_layout_and_counts_prompt_tokens_by_whitespace() -> None:

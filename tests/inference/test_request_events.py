@@ -20,22 +20,12 @@ from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Completion, Generate, InferenceRequestDone
 from actoros.testing import capture_events, spawn_probe
 
+from .conftest import HeldEngine
+
 pytestmark = pytest.mark.timeout(10)
 
 #: in flight whenever the test looks (2000 tokens at 10 ms), never finished by itself
 ENDLESS = Generate(prompt="keep going", max_tokens=2000, ignore_eos=True)
-
-
-class HeldEngine(FakeEngine):
-    """A ``FakeEngine`` whose start completes once ``gate`` is set: requests wait meanwhile."""
-
-    def __init__(self, gate: asyncio.Event, **options: Any) -> None:
-        super().__init__(**options)
-        self.gate = gate
-
-    async def start(self) -> None:
-        await self.gate.wait()
-        await super().start()
 
 
 class Asker(Actor):

@@ -247,7 +247,7 @@ async def spawn_llm_agents(
         args=(model_summarizer(inference), str(state_dir / "threads.sqlite")),
     )
     threads = await kernel_sup.ask(StartChild(store))
-    await wait_engine_ready(inference)
+    await wait_engine_ready(system, inference)
     children = []
     for i in range(agents):
         config = llm_config(f"llm-{i}", max_tokens)

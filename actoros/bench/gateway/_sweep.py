@@ -18,11 +18,11 @@ from time import perf_counter
 from typing import Any
 
 from actoros import ActorRef
+from actoros.app import GATEWAY, System, start_system
 from actoros.config import AgentConfig, Config, GatewayConfig, GatewayToken, InferenceConfig
 from actoros.config.schema import SystemConfig
 from actoros.gateway.server import GatewayAddress
 from actoros.inference.messages import ChatMessage, Generate
-from actoros.runner import GATEWAY, System, start_system
 
 from .._common import BenchError, EngineKind, progress, wait_engine_ready
 from ..inference._paths import RequestSample, StreamingAgent, run_actor, spawn_agents, summarize
@@ -195,7 +195,7 @@ async def measure_engine(
         client_info["openai"] = client.openai_version
         inference = system.service("inference")
         assert inference is not None
-        await wait_engine_ready(inference)
+        await wait_engine_ready(system.actors, inference)
         start_seconds = perf_counter() - began
         log.info("bench.engine_ready", engine=engine, seconds=round(start_seconds, 1))
         url = await _gateway_url(system)

@@ -155,7 +155,7 @@ async def _measure(
             # for vLLM a VLLMEngine wrapping the AsyncLLM the bench built, which stays running
             engine = backend.engine
             inference = await system.spawn(InferenceActor, lambda: engine, name="inference")
-            await wait_engine_ready(inference)
+            await wait_engine_ready(system, inference)
             top = max(workload.concurrency)
             agents = await spawn_agents(system, StreamingAgent, top, inference, backend.gen)
             (naive,) = await spawn_agents(system, NaiveAgent, 1, inference, backend.gen)
