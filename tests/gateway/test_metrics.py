@@ -36,7 +36,8 @@ from actoros import (
 from actoros.agents import UserMessage
 from actoros.config import parse_config
 from actoros.core import DeadLetter
-from actoros.gateway import build_app, openai_api
+from actoros.gateway import build_app
+from actoros.gateway import openai as openai_api
 from actoros.gateway.metrics import (
     LATENCY_BUCKETS,
     MetricsCollector,
