@@ -9,7 +9,9 @@ fields nobody knows are a 400 too (``forbid_unknown_fields``).
 The answers are Structs encoded as they are: ``ChatCompletion`` (one answer),
 ``ChatCompletionChunk`` (one event of a stream) and ``ModelList`` / ``ModelCard``. Fields the
 OpenAI API sends as ``null`` are always there; ``thread_id`` (an agent's thread) and a
-chunk's ``usage`` (with ``stream_options.include_usage`` only) are left out when unset.
+chunk's ``usage`` (with ``stream_options.include_usage`` only) are left out when unset. They
+are ``gc=False``: an answer never takes part in a reference cycle, and a chunk (one per
+token) untracked by the garbage collector is made and encoded in half the time.
 """
 
 from __future__ import annotations
@@ -271,7 +273,7 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-class Usage(msgspec.Struct, frozen=True):
+class Usage(msgspec.Struct, frozen=True, gc=False):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -281,20 +283,20 @@ class Usage(msgspec.Struct, frozen=True):
         return cls(prompt, completion, prompt + completion)
 
 
-class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True):
+class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     role: Literal["assistant"] = "assistant"
     content: str
     refusal: None = None
 
 
-class Choice(msgspec.Struct, frozen=True, kw_only=True):
+class Choice(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     index: int = 0
     message: AssistantMessage
     logprobs: None = None
     finish_reason: str
 
 
-class ChatCompletion(msgspec.Struct, frozen=True, kw_only=True):
+class ChatCompletion(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The answer to a request without ``stream``."""
 
     id: str
@@ -307,19 +309,19 @@ class ChatCompletion(msgspec.Struct, frozen=True, kw_only=True):
     thread_id: str | UnsetType = UNSET
 
 
-class Delta(msgspec.Struct, frozen=True, kw_only=True):
+class Delta(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     role: Literal["assistant"] | UnsetType = UNSET
     content: str | UnsetType = UNSET
 
 
-class ChunkChoice(msgspec.Struct, frozen=True, kw_only=True):
+class ChunkChoice(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     index: int = 0
     delta: Delta
     logprobs: None = None
     finish_reason: str | None = None
 
 
-class ChatCompletionChunk(msgspec.Struct, frozen=True, kw_only=True):
+class ChatCompletionChunk(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One event of a stream. ``usage``: absent without ``include_usage``; with it ``null``
     in every chunk but the last, which has no choices."""
 
