@@ -21,11 +21,13 @@ import msgspec
 import pytest
 
 from actoros.agents import UserMessage
+from actoros.app import System, start_system
 from actoros.cli import main
 from actoros.config import parse_config
+from actoros.core import ActorInfo
 from actoros.gateway import GatewayAddress
-from actoros.gateway.top import Frame, Row, render
-from actoros.app import System, start_system
+from actoros.gateway.live import TreeFrame
+from actoros.gateway.top import render
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -166,7 +168,7 @@ def test_a_missing_config_and_a_bad_interval_are_exit_2(
 
 def test_render_fits_the_terminal_and_says_what_it_left_out() -> None:
     rows = [
-        Row(path=f"/big/a{i}", parent="/big", name=f"a{i}", kind="Worker", state="running",
+        ActorInfo(path=f"/big/a{i}", parent="/big", name=f"a{i}", kind="Worker", state="running",
             restarts=i % 2, mailbox=0, processed=i, children=0)
         for i in range(30)
     ]  # fmt: skip
@@ -176,11 +178,11 @@ def test_render_fits_the_terminal_and_says_what_it_left_out() -> None:
                    "dead_letters": 2},
         "actors": [msgspec.to_builtins(r) for r in rows],
     }  # fmt: skip
-    text = render(msgspec.convert(payload, Frame), url="http://x", width=60, height=20)
+    text = render(msgspec.convert(payload, TreeFrame), url="http://x", width=60, height=20)
     lines = text.splitlines()
     assert len(lines) <= 20 and all(len(line) <= 60 for line in lines)
     assert lines[0].startswith("s · up 1h 02m 05s · 30 actors · 15 restarts")
     assert lines[1] == "inference: no inference actor answering"
     assert lines[-1].startswith("… ") and "more rows" in lines[-1]
-    colored = render(msgspec.convert(payload, Frame), url="http://x", color=True)
+    colored = render(msgspec.convert(payload, TreeFrame), url="http://x", color=True)
     assert "\x1b[31m" in colored  # restarts in red

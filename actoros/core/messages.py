@@ -44,8 +44,9 @@ class LifecycleEvent(msgspec.Struct, frozen=True):
     reason: str | None = None
 
 
-class ActorInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One actor as ``ActorSystem.snapshot()`` sees it, at that instant.
+class ActorInfo(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """One actor as ``ActorSystem.snapshot()`` sees it, at that instant. Tagged (JSON
+    ``"type": "ActorInfo"``), so a union of it with other rows decodes (the live feed's).
 
     ``kind``: the actor's class name (its factory's name while no instance exists);
     ``state``: "starting", "running", "ended" (between incarnations) or "stopped";

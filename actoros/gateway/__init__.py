@@ -2,19 +2,20 @@
 
 ``actoros run`` starts it when the config has a ``gateway:`` section. It serves
 
-- ``openai_api``: OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``;
+- ``openai``: OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``;
 - ``metrics``: ``/metrics`` in Prometheus format;
 - ``live``: ``/`` (a live page of the supervision tree) and the JSON/SSE feeds behind it and
   behind ``actoros top``.
 
 Layer: above ``agents`` (it asks agents and the inference actor), below the CLI. It never
-imports the app layer (``actoros.app``): it reaches the running system through the ``Host`` protocol.
+imports the app layer (``actoros.app``): it reaches the running system through the ``Host``
+protocol.
 """
 
 from .app import build_app
 from .errors import APIError
 from .host import Host
-from .openai_api import THREAD_HEADER
+from .openai import THREAD_HEADER
 from .server import GatewayActor, GatewayAddress, GatewayError
 
 __all__ = [

@@ -7,7 +7,7 @@ from starlette.middleware import Middleware
 
 from actoros.config import GatewayConfig
 
-from . import live, metrics, openai_api
+from . import live, metrics, openai
 from .guard import RequestGuard
 from .host import Host
 
@@ -18,7 +18,7 @@ def build_app(host: Host) -> Starlette:
     ``RequestGuard`` (Host and Origin without tokens, JSON bodies, the body limit)."""
     config = host.config.gateway or GatewayConfig()
     collector = metrics.MetricsCollector(host)
-    routes = [*openai_api.routes(host), *metrics.routes(host, collector), *live.routes(host)]
+    routes = [*openai.routes(host), *metrics.routes(host, collector), *live.routes(host)]
     guard = Middleware(
         RequestGuard, loopback_only=not config.tokens, max_body_bytes=config.max_body_bytes
     )

@@ -19,7 +19,7 @@ from actoros.config import ConfigError, GatewayConfig, Problem
 
 from .errors import APIError
 
-__all__ = ["ALL", "Caller", "Credential", "TokenAuth", "resolve_tokens"]
+__all__ = ["ALL", "Caller", "Credential", "TokenAuth", "gateway_auth", "resolve_tokens"]
 
 ALL = "*"
 
@@ -78,10 +78,6 @@ class TokenAuth:
     def __init__(self, credentials: tuple[Credential, ...]) -> None:
         self.credentials = credentials
 
-    @property
-    def required(self) -> bool:
-        return bool(self.credentials)
-
     def caller(self, authorization: str | None) -> Caller:
         """The caller a request's ``Authorization`` header names; ``APIError`` 401 otherwise."""
         if not self.credentials:
@@ -108,6 +104,11 @@ class TokenAuth:
                 code="invalid_api_key",
             )
         return Caller(found.name, found.agents)
+
+
+def gateway_auth(gateway: GatewayConfig | None) -> TokenAuth:
+    """The auth of a gateway configured as ``gateway`` (``None``: no section, no tokens)."""
+    return TokenAuth(resolve_tokens(gateway) if gateway is not None else ())
 
 
 def _redact(secret: str) -> str:

@@ -20,7 +20,15 @@ from actoros.agents import AgentError
 from actoros.core import ActorStopped, AskTimeout, MailboxFull
 from actoros.inference.errors import EngineUnavailable, Overloaded, PromptTooLong
 
-__all__ = ["CLOSE", "APIError", "error_body", "error_response", "from_exception"]
+__all__ = [
+    "CLOSE",
+    "APIError",
+    "bad_request",
+    "error_body",
+    "error_response",
+    "from_exception",
+    "stopping",
+]
 
 CLOSE = {"Connection": "close"}
 """The header of an answer after which the connection closes (a client too slow to send its
@@ -70,6 +78,16 @@ def error_response(error: APIError, headers: dict[str, str] | None = None) -> Re
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
+
+
+def stopping() -> APIError:
+    """The answer to a request the gateway cannot serve because it is stopping."""
+    return APIError(
+        503,
+        "the gateway is stopping; retry once it is back",
+        type="server_error",
+        code="unavailable",
+    )
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -24,9 +24,9 @@ import msgspec
 
 from actoros.config import Config
 
-from .live import InferenceNumbers, Totals
+from .live.frames import ActorGroup, TreeFrame
 
-__all__ = ["Frame", "Row", "TopError", "config_token", "fetch", "gateway_url", "render", "watch"]
+__all__ = ["TopError", "config_token", "fetch", "gateway_url", "render", "watch"]
 
 FETCH_TIMEOUT = 5.0  # seconds one /api/tree request may take
 
@@ -38,33 +38,6 @@ class TopError(Exception):
         super().__init__(message)
         self.status = status
 
-
-class Row(msgspec.Struct, frozen=True, kw_only=True):
-    """A row of ``/api/tree``: an actor, or (``hidden`` set) a group of actors not listed."""
-
-    path: str
-    parent: str | None
-    name: str
-    kind: str
-    state: str
-    restarts: int
-    mailbox: int
-    processed: int
-    children: int
-    hidden: int | None = None
-
-
-class Frame(msgspec.Struct, frozen=True, kw_only=True):
-    system: str
-    time: float
-    uptime_s: float
-    totals: Totals
-    hidden: int
-    actors: list[Row]
-    inference: InferenceNumbers | None
-
-
-# -- where the gateway is ------------------------------------------------------------------
 
 
 def gateway_url(config: Config, source: str = "the config") -> str:
@@ -97,11 +70,9 @@ def config_token(config: Config, environ: Mapping[str, str] | None = None) -> st
     return None
 
 
-# -- one frame -----------------------------------------------------------------------------
 
-
-def fetch(url: str, token: str | None = None, *, start_hint: str = "CONFIG") -> Frame:
-    """``GET url/api/tree`` as a ``Frame``; ``TopError`` saying what is wrong otherwise."""
+def fetch(url: str, token: str | None = None, *, start_hint: str = "CONFIG") -> TreeFrame:
+    """``GET url/api/tree`` as a ``TreeFrame``; ``TopError`` saying what is wrong otherwise."""
     request = urllib.request.Request(f"{url.rstrip('/')}/api/tree")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -128,7 +99,7 @@ def fetch(url: str, token: str | None = None, *, start_hint: str = "CONFIG") -> 
             status=1,
         ) from None
     try:
-        return msgspec.json.decode(body, type=Frame)
+        return msgspec.json.decode(body, type=TreeFrame)
     except msgspec.DecodeError as exc:
         raise TopError(
             f"the server at {url} did not answer /api/tree like an actoros gateway ({exc})",
@@ -140,8 +111,6 @@ def _reason(reason: object) -> str:
     text = getattr(reason, "strerror", None) or str(reason)
     return text.lower() if text else type(reason).__name__
 
-
-# -- text ----------------------------------------------------------------------------------
 
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 _NUMBERS = (("RESTARTS", 8), ("MAILBOX", 7), ("PROCESSED", 10))
@@ -162,7 +131,7 @@ def _fit(text: str, width: int | None) -> str:
 
 
 def render(
-    frame: Frame,
+    frame: TreeFrame,
     *,
     url: str,
     width: int | None = None,
@@ -219,7 +188,8 @@ def render(
         cut = 0
     for row in rows:
         depth = row.path.count("/") - 1
-        label = row.name if row.hidden is not None else row.path
+        group = isinstance(row, ActorGroup)
+        label = row.name if group else row.path
         path = _fit("  " * depth + label, path_w)
         parts = [
             (f"{path:<{path_w}}  {_fit(row.kind, kind_w):<{kind_w}}  ", ""),
@@ -235,15 +205,13 @@ def render(
             lines.append(_fit(plain, width))
             continue
         line = "".join(paint(text, code, bool(code)) for text, code in parts)
-        lines.append(paint(line, _DIM, row.hidden is not None))
+        lines.append(paint(line, _DIM, group))
     if cut:
         lines.append(
             _fit(f"… {cut:,} more rows (a taller terminal shows them; --once prints all)", width)
         )
     return "\n".join(lines) + "\n"
 
-
-# -- the loop ------------------------------------------------------------------------------
 
 
 def watch(

@@ -34,11 +34,11 @@ import openai
 import pytest_asyncio
 import yaml
 
+from actoros.app import System, start_system
 from actoros.config import parse_config
 from actoros.gateway import GatewayAddress
 from actoros.inference.actor import InferenceMetrics, InferenceStats
 from actoros.inference.fake_engine import FakeEngine
-from actoros.app import System, start_system
 
 
 class Gate:

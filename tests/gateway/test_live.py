@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from starlette.applications import Starlette
 
@@ -24,7 +25,7 @@ from actoros import Actor, ChildSpec, Context, LifecycleEvent, SupervisorSpec
 from actoros.agents import UserMessage
 from actoros.core import ActorInfo
 from actoros.gateway import GatewayActor, GatewayAddress, live
-from actoros.gateway.live import ActorGroup, LiveFeed, cap_tree
+from actoros.gateway.live import ActorGroup, LiveFeed, TreeFrame, cap_tree
 
 from .conftest import RunningGateway, start_gateway
 
@@ -130,8 +131,9 @@ async def test_api_tree_lists_every_actor_with_the_system_and_the_inference_numb
     for row in frame["actors"]:
         info = snapshot[row["path"]]
         assert (row["kind"], row["state"], row["parent"]) == (info.kind, info.state, info.parent)
-        assert set(row) == {"path", "parent", "name", "kind", "state", "restarts", "mailbox",
-                            "processed", "children"}  # fmt: skip
+        assert set(row) == {"type", "path", "parent", "name", "kind", "state", "restarts",
+                            "mailbox", "processed", "children"}  # fmt: skip
+        assert row["type"] == "ActorInfo"
     faq = next(row for row in frame["actors"] if row["path"] == "/agents/faq")
     assert faq["kind"] == "LLMAgent" and faq["processed"] >= 1
     assert frame["totals"]["actors"] == len(snapshot)
@@ -174,6 +176,21 @@ async def test_a_crowd_of_10k_children_is_capped_but_counted_and_the_restarted_o
     assert frame["hidden"] == group["hidden"]
     assert frame["totals"]["actors"] == len(gateway.system.actors.snapshot())
     assert frame["totals"]["restarts"] >= 1
+
+
+async def test_a_frame_decodes_into_the_structs_it_was_encoded_from(
+    gateway: RunningGateway,
+) -> None:
+    # actoros top reads /api/tree with these declarations: its rows are a tagged union
+    feed, url = await own_feed(gateway, max_children=2)
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/api/tree")
+    frame = msgspec.json.decode(response.content, type=TreeFrame)
+    groups = [row for row in frame.actors if isinstance(row, ActorGroup)]
+    assert groups and frame.hidden == sum(group.hidden for group in groups)
+    assert all(isinstance(row, ActorInfo | ActorGroup) for row in frame.actors)
+    assert {row["type"] for row in response.json()["actors"]} == {"ActorInfo", "ActorGroup"}
+    assert frame.inference is not None and frame.inference.engine_ready
 
 
 # -- cap_tree on its own ---------------------------------------------------------------------

@@ -34,9 +34,11 @@ from actoros import (
     SupervisorSpec,
 )
 from actoros.agents import UserMessage
+from actoros.app import System, start_system
 from actoros.config import parse_config
 from actoros.core import DeadLetter
-from actoros.gateway import build_app, openai_api
+from actoros.gateway import build_app
+from actoros.gateway import openai as openai_api
 from actoros.gateway.metrics import (
     LATENCY_BUCKETS,
     MetricsCollector,
@@ -47,7 +49,6 @@ from actoros.gateway.metrics import (
 from actoros.inference.errors import PromptTooLong
 from actoros.inference.messages import Generate, InferenceRequestDone
 from actoros.kernel import SubmitAndWait, Task
-from actoros.app import System, start_system
 from actoros.testing import capture_events
 
 from .conftest import RunningGateway

@@ -24,9 +24,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from actoros import LifecycleEvent
+from actoros.app import RunSummary, run_system, start_system
 from actoros.config import ConfigError, parse_config
 from actoros.gateway import GatewayAddress
-from actoros.app import RunSummary, run_system, start_system
 from actoros.testing import capture_events
 
 from .conftest import BASE, RunningGateway, config_text, gate, start_gateway

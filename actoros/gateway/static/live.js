@@ -37,6 +37,9 @@
 
   // -- the tree ------------------------------------------------------------------------------
 
+  // a row is an actor ("type": "ActorInfo") or a group of actors not listed ("ActorGroup")
+  const isGroup = (row) => row.type === "ActorGroup";
+
   function makeRow(actor) {
     const tr = document.createElement("tr");
     tr.dataset.path = actor.path;
@@ -50,7 +53,7 @@
     const depth = actor.path.split("/").length - 2;
     cells.path.style.paddingLeft = 8 + depth * 18 + "px";
     const cut = actor.path.lastIndexOf("/") + 1;
-    if (actor.hidden !== undefined) {
+    if (isGroup(actor)) {
       tr.classList.add("group");
       cells.path.textContent = actor.name;
     } else {
@@ -71,7 +74,7 @@
 
   function updateRow(row, actor) {
     const { tr, cells, last } = row;
-    if (actor.hidden !== undefined) {
+    if (isGroup(actor)) {
       if (!last || last.name !== actor.name) cells.path.textContent = actor.name;
     } else {
       if (!last || last.kind !== actor.kind) cells.kind.textContent = actor.kind;
