@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar
 
@@ -140,23 +141,63 @@ def restart_group(strategy: Strategy, children: Iterable[C], exited: C) -> list[
     return ordered[ordered.index(exited) :]
 
 
-class RestartIntensity(msgspec.Struct, frozen=True):
+class RestartIntensity:
     """A supervisor's restart history: the times of the restarts inside the current window.
 
-    A value, not a counter: ``add`` returns the next history (OTP's ``add_restart``). A
-    restart exactly ``within`` seconds old has left the window.
+    An immutable value: ``add`` returns the next history (OTP's ``add_restart``) and leaves
+    this one as it was. A restart exactly ``within`` seconds old has left the window.
+
+    Why not a tuple: a window may hold thousands of restarts (``max_restarts`` is the user's),
+    and copying them on every restart made each restart cost O(window). Successive values share
+    one append-only list instead, each seeing its own slice ``[first, end)`` of it; ``add`` on
+    the newest value appends in place (O(1) amortised), ``add`` on an older one copies its
+    slice first, and a list mostly outside the window is compacted into a new one.
     """
 
-    stamps: tuple[float, ...] = ()
+    __slots__ = ("_log", "_first", "_end")
 
-    def add(self, now: float, within: float) -> RestartIntensity:
-        """This history plus a restart at ``now``, without the restarts that left the window."""
-        horizon = now - within
-        return RestartIntensity((*(t for t in self.stamps if t > horizon), now))
+    def __init__(self, stamps: Iterable[float] = ()) -> None:
+        self._log = list(stamps)  # oldest first: the clock never goes back
+        self._first = 0
+        self._end = len(self._log)
+
+    @classmethod
+    def _view(cls, log: list[float], first: int, end: int) -> RestartIntensity:
+        value = cls.__new__(cls)
+        value._log, value._first, value._end = log, first, end
+        return value
+
+    @property
+    def stamps(self) -> tuple[float, ...]:
+        return tuple(self._log[self._first : self._end])
 
     @property
     def in_window(self) -> int:
-        return len(self.stamps)
+        return self._end - self._first
+
+    def add(self, now: float, within: float) -> RestartIntensity:
+        """This history plus a restart at ``now``, without the restarts that left the window."""
+        log, first, end = self._log, self._first, self._end
+        if first == end:
+            log, first, end = [], 0, 0  # empty: share nothing (NO_RESTARTS is everyone's)
+        elif end != len(log):
+            log, first, end = log[first:end], 0, end - first  # a newer value appended here
+        first = bisect_right(log, now - within, first, end)
+        if first > 32 and 2 * first > end:
+            log, first, end = log[first:end], 0, end - first  # mostly outside the window
+        log.append(now)
+        return RestartIntensity._view(log, first, end + 1)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RestartIntensity):
+            return NotImplemented
+        return self.stamps == other.stamps
+
+    def __hash__(self) -> int:
+        return hash(self.stamps)
+
+    def __repr__(self) -> str:
+        return f"RestartIntensity({self.stamps!r})"
 
 
 NO_RESTARTS = RestartIntensity()
@@ -223,15 +264,13 @@ def decide(
     intensity = intensity.add(now, spec.within)
     if intensity.in_window > spec.max_restarts:
         return Escalate(intensity.in_window), intensity
+    delay = spec.backoff.delay(intensity.in_window, rng)
     if spec.strategy == "one_for_one":
-        group: Sequence[C] = (exited,)
-        stop: tuple[C, ...] = ()
-    else:
-        group = restart_group(spec.strategy, children, exited)
-        stop = tuple(c for c in reversed(group) if c is not exited)
+        return RestartChildren((exited,), (), (), delay), intensity
+    group = restart_group(spec.strategy, children, exited)
+    stop = tuple(c for c in reversed(group) if c is not exited)
     remove = tuple(c for c in stop if c.restart_type == "temporary")
     start = tuple(c for c in group if c is exited or c.restart_type != "temporary")
-    delay = spec.backoff.delay(intensity.in_window, rng)
     return RestartChildren(start, stop, remove, delay), intensity
 
 
