@@ -245,7 +245,7 @@ def decide(
     intensity: RestartIntensity,
     children: Iterable[C],
     exited: C,
-    exit: ExitKind,
+    exit_kind: ExitKind,
     now: float,
     rng: random.Random | None = None,
 ) -> tuple[Decision[C], RestartIntensity]:
@@ -259,7 +259,7 @@ def decide(
     keep. Pure, but for drawing the backoff's jitter from ``rng``; the caller carries the
     decision out. ``children`` is read only by the group strategies.
     """
-    if not should_restart(exited.restart_type, exit == "normal"):
+    if not should_restart(exited.restart_type, exit_kind == "normal"):
         return RemoveChild(), intensity
     intensity = intensity.add(now, spec.within)
     if intensity.in_window > spec.max_restarts:
