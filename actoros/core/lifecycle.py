@@ -369,7 +369,9 @@ def finalize(cell: ActorCell, reason: str) -> None:
                 target._watchers.discard(cell)
         cell._watching = None
     parent = cell._parent
-    if parent is not None and parent._children and parent._children.get(cell._name) is cell:
+    if parent is None:
+        cell._system._mark_terminated()  # the root: shut down, failed or killed
+    elif parent._children and parent._children.get(cell._name) is cell:
         del parent._children[cell._name]
     fut = cell._stopped_fut
     if fut is not None and not fut.done():

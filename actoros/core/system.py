@@ -212,9 +212,9 @@ class ActorSystem:
             self.failure = reason
             log.critical("system.failed", system=self.name, error=repr(reason))
         finalize(root, "system failed" if reason is not None else "normal")
-        self._mark_terminated()
 
     def _mark_terminated(self) -> None:
+        """The root is finalized, however it ended: ``wait_terminated`` returns."""
         fut = self._terminated
         if fut is not None and not fut.done():
             fut.set_result(None)
