@@ -6,8 +6,8 @@ Semantics are Erlang/OTP's:
   (an exception), ``temporary`` never (it is removed from its supervisor instead);
 * strategies — on a restart, ``one_for_one`` restarts the exited child alone, ``one_for_all``
   stops every other child (reverse start order) and restarts all of them (start order),
-  ``rest_for_one`` does the same for the exited child and those started after it; a
-  ``temporary`` sibling stopped this way is not restarted;
+  ``rest_for_one`` does the same for the exited child and those started after it; the
+  group's ``temporary`` members are stopped for good instead (as OTP deletes them);
 * intensity — more than ``max_restarts`` restarts within ``within`` seconds make the supervisor
   stop all its children (reverse start order) and fail with ``RestartIntensityExceeded``,
   escalating to its own parent;

@@ -30,6 +30,7 @@ log = structlog.get_logger("actoros.system")
 
 T = TypeVar("T")
 
+
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     """Run ``main`` to completion on a new event loop: uvloop when installed, else asyncio."""
     try:  # uvloop is a hard dependency, but the runtime also runs on plain asyncio
