@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeAlias, TypeVar
 
@@ -150,8 +149,9 @@ class RestartIntensity:
     Why not a tuple: a window may hold thousands of restarts (``max_restarts`` is the user's),
     and copying them on every restart made each restart cost O(window). Successive values share
     one append-only list instead, each seeing its own slice ``[first, end)`` of it; ``add`` on
-    the newest value appends in place (O(1) amortised), ``add`` on an older one copies its
-    slice first, and a list mostly outside the window is compacted into a new one.
+    the newest value appends in place and moves ``first`` past the restarts that left (O(1)
+    amortised, as a deque), ``add`` on an older one copies its slice first, and a list mostly
+    outside the window is compacted into a new one.
     """
 
     __slots__ = ("_log", "_first", "_end")
@@ -160,12 +160,6 @@ class RestartIntensity:
         self._log = list(stamps)  # oldest first: the clock never goes back
         self._first = 0
         self._end = len(self._log)
-
-    @classmethod
-    def _view(cls, log: list[float], first: int, end: int) -> RestartIntensity:
-        value = cls.__new__(cls)
-        value._log, value._first, value._end = log, first, end
-        return value
 
     @property
     def stamps(self) -> tuple[float, ...]:
@@ -182,11 +176,17 @@ class RestartIntensity:
             log, first, end = [], 0, 0  # empty: share nothing (NO_RESTARTS is everyone's)
         elif end != len(log):
             log, first, end = log[first:end], 0, end - first  # a newer value appended here
-        first = bisect_right(log, now - within, first, end)
-        if first > 32 and 2 * first > end:
-            log, first, end = log[first:end], 0, end - first  # mostly outside the window
+        horizon = now - within
+        if first < end and log[first] <= horizon:  # the oldest have left the window
+            first += 1
+            while first < end and log[first] <= horizon:
+                first += 1
+            if first > 32 and 2 * first > end:
+                log, first, end = log[first:end], 0, end - first  # mostly outside: compact
         log.append(now)
-        return RestartIntensity._view(log, first, end + 1)
+        value = _new(RestartIntensity)
+        value._log, value._first, value._end = log, first, end + 1
+        return value
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RestartIntensity):
@@ -200,6 +200,7 @@ class RestartIntensity:
         return f"RestartIntensity({self.stamps!r})"
 
 
+_new = object.__new__
 NO_RESTARTS = RestartIntensity()
 
 
@@ -262,9 +263,10 @@ def decide(
     if not should_restart(exited.restart_type, exit_kind == "normal"):
         return RemoveChild(), intensity
     intensity = intensity.add(now, spec.within)
-    if intensity.in_window > spec.max_restarts:
-        return Escalate(intensity.in_window), intensity
-    delay = spec.backoff.delay(intensity.in_window, rng)
+    restarts = intensity.in_window
+    if restarts > spec.max_restarts:
+        return Escalate(restarts), intensity
+    delay = spec.backoff.delay(restarts, rng)
     if spec.strategy == "one_for_one":
         return RestartChildren((exited,), (), (), delay), intensity
     group = restart_group(spec.strategy, children, exited)
