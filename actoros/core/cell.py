@@ -7,11 +7,11 @@ the ``Context`` methods an actor calls, the enqueueing its refs and its system c
 What runs an actor lives beside it, as functions of the record:
 
 * ``dispatch.py`` — the task that drains the lanes (the hot loop);
-* ``lifecycle.py`` — incarnations, stopping, carrying out supervision decisions, watching.
+* ``lifecycle.py`` — incarnations, stopping (and telling watchers), carrying out supervision
+  decisions.
 
-Dispatch. An actor owns no task while idle. The first message into an empty mailbox creates
-one asyncio Task that drains it; when the mailbox is empty it lingers for one loop turn and
-exits. An idle actor with the default mailbox keeps no queue either.
+An actor owns no task while idle (the first message into an empty lane creates one) and, with
+the default mailbox, no queue either: an idle actor costs this record and its ref.
 """
 
 from __future__ import annotations
