@@ -97,9 +97,8 @@ def _no_on_stop(actor: Actor | None) -> bool:
 
 
 def _publish(cell: ActorCell, kind: LifecycleKind, reason: str | None) -> None:
-    events = cell._system.events
-    if events._subs:
-        events.publish(LifecycleEvent(cell.path, kind, reason))
+    """Publish a lifecycle event (callers check for subscribers first: paths cost to build)."""
+    cell._system.events.publish(LifecycleEvent(cell.path, kind, reason))
 
 
 async def handle_system(cell: ActorCell, message: SystemMessage) -> None:
@@ -170,11 +169,13 @@ def mark_running(cell: ActorCell) -> None:
     cell._state = RUNNING
     if cell._incarnation > 1:
         log.info("actor.restarted", actor=cell.path, incarnation=cell._incarnation)
-        _publish(cell, "restarted", None)
+        kind: LifecycleKind = "restarted"
     else:
         if cell._system._debug:  # skip building the path when debug lines are dropped
             log.debug("actor.started", actor=cell.path)
-        _publish(cell, "started", None)
+        kind = "started"
+    if cell._system.events._subs:  # checked here: spawning 100k actors passes by
+        _publish(cell, kind, None)
 
 
 async def end_incarnation(cell: ActorCell) -> None:
@@ -380,7 +381,8 @@ def finalize(cell: ActorCell, reason: str) -> None:
         log.info("actor.stopped", actor=cell.path, reason=reason)
     elif cell._system._debug:
         log.debug("actor.stopped", actor=cell.path, reason=reason)
-    _publish(cell, "stopped", reason)
+    if cell._system.events._subs:
+        _publish(cell, "stopped", reason)
 
 
 def supervision_of(cell: ActorCell) -> SupervisorSpec:
@@ -452,7 +454,8 @@ async def escalate(
         f"last exit: {child.path} ({describe(reason)})"
     )
     log.error("supervisor.escalated", actor=cell.path, child=child.path, reason=text)
-    _publish(cell, "escalated", text)
+    if cell._system.events._subs:
+        _publish(cell, "escalated", text)
     await stop_children(cell, "supervisor escalated")
     raise RestartIntensityExceeded(text)
 
