@@ -412,10 +412,6 @@ async def handle_child_exit(cell: ActorCell, message: _ChildExited) -> None:
         cell._system._rng,
     )
     match decision:
-        case RemoveChild():
-            finalize(child, describe(reason))
-        case Escalate():
-            await escalate(cell, child, reason, spec)
         case RestartChildren(start=start, stop=stop, remove=remove, delay=delay):
             for sibling in stop:
                 final = sibling in remove
@@ -427,6 +423,10 @@ async def handle_child_exit(cell: ActorCell, message: _ChildExited) -> None:
                 cell._system._call_later(delay, cell._post_sys, _RestartGroup(tuple(group)))
                 return
             await restart_children(cell, group)
+        case RemoveChild():
+            finalize(child, describe(reason))
+        case Escalate():
+            await escalate(cell, child, reason, spec)
 
 
 async def restart_children(cell: ActorCell, group: list[ActorCell]) -> None:
