@@ -161,9 +161,14 @@ class ActorCell:
 
     async def spawn_child(self, spec: ChildSpec) -> ActorRef:
         return await self._spawn(
-            spec.factory, spec.args, spec.kwargs, spec.name, spec.mailbox, spec.restart,
+            spec.factory,
+            spec.args,
+            spec.kwargs,
+            spec.name,
+            spec.mailbox,
+            spec.restart,
             spec.shutdown,
-        )  # fmt: skip
+        )
 
     def watch(self, ref: ActorRef) -> None:
         target = ref._cell

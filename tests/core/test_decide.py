@@ -130,14 +130,23 @@ WINDOW: list[tuple[str, tuple[float, ...], float, object, tuple[float, ...]]] = 
     ("first restart", (), 0.0, "restart", (0.0,)),
     ("exactly max_restarts in the window", (0.0, 1.0), 2.0, "restart", (0.0, 1.0, 2.0)),
     ("one more than max_restarts", (0.0, 1.0, 2.0), 3.0, Escalate(4), (0.0, 1.0, 2.0, 3.0)),
-    ("one more, on the window's last instant", (0.0, 1.0, 2.0), 4.999, Escalate(4),
-     (0.0, 1.0, 2.0, 4.999)),
-    ("the oldest exactly `within` ago has left", (0.0, 1.0, 2.0), 5.0, "restart",
-     (1.0, 2.0, 5.0)),
+    (
+        "one more, on the window's last instant",
+        (0.0, 1.0, 2.0),
+        4.999,
+        Escalate(4),
+        (0.0, 1.0, 2.0, 4.999),
+    ),
+    ("the oldest exactly `within` ago has left", (0.0, 1.0, 2.0), 5.0, "restart", (1.0, 2.0, 5.0)),
     ("all of them left the window", (0.0, 1.0, 2.0), 100.0, "restart", (100.0,)),
-    ("restarts at one instant count one by one", (7.0, 7.0, 7.0), 7.0, Escalate(4),
-     (7.0, 7.0, 7.0, 7.0)),
-]  # fmt: skip
+    (
+        "restarts at one instant count one by one",
+        (7.0, 7.0, 7.0),
+        7.0,
+        Escalate(4),
+        (7.0, 7.0, 7.0, 7.0),
+    ),
+]
 
 
 @pytest.mark.parametrize(
