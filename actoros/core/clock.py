@@ -87,7 +87,3 @@ class ManualClock:
     def pending(self) -> int:
         """Timers set and not yet fired or cancelled."""
         return sum(1 for _, _, t in self._heap if not t.cancelled)
-
-    def next_deadline(self) -> float | None:
-        live = [w for w, _, t in self._heap if not t.cancelled]
-        return min(live) if live else None

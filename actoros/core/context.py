@@ -1,7 +1,7 @@
 """``Context``: what an actor sees of the runtime (``self.ctx``, and ``ctx`` in ``receive``).
 
-The runtime's per-actor record (``ActorCell``) is the context itself, so an actor costs one
-runtime object. This module holds the public face; ``cell.py`` holds the machinery.
+``Context`` is a protocol; the runtime's per-actor record (``ActorCell``, ``cell.py``) is the
+context itself, so an actor costs one runtime object. This module holds the public face.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .actor import Actor
     from .cell import ActorCell
     from .mailbox import MailboxSpec
     from .ref import ActorRef
-    from .supervision import ChildSpec
+    from .supervision import ChildSpec, RestartType
     from .system import ActorSystem
 
 
@@ -73,50 +73,52 @@ class DeferredReply:
             fut.set_exception(error)
 
 
-class Context:
-    """The running actor's view of itself and the system.
+@runtime_checkable
+class Context(Protocol):
+    """The running actor's view of itself and the system (``ctx``; ``self.ctx`` after start).
 
-    Attributes: ``self`` (its own ``ActorRef``), ``system``, ``sender`` (who sent the message in
-    hand: the ``sender=`` of a tell, the asking actor of an ask; ``None`` when unknown).
+    A protocol: the runtime's per-actor record (``ActorCell``, ``cell.py``) implements it, so
+    an actor costs one runtime object and user code depends on this surface only.
     """
-
-    __slots__ = ()
-
-    # Set by ActorCell's slots; declared for type checkers.
-    ref: ActorRef
-    sender: ActorRef | None
-    _system: ActorSystem
 
     @property
     def self(self) -> ActorRef:
-        return self.ref
+        """This actor's own ref (stable across restarts)."""
+        ...
 
     @property
     def system(self) -> ActorSystem:
-        return self._system
+        """The system this actor runs in."""
+        ...
+
+    @property
+    def sender(self) -> ActorRef | None:
+        """Who sent the message in hand: the ``sender=`` of a tell, the asking actor of an
+        ask; ``None`` when unknown (an ask from outside any actor)."""
+        ...
 
     @property
     def path(self) -> str:
-        raise NotImplementedError  # ActorCell
+        """This actor's path, e.g. ``"/kernel/inference"``."""
+        ...
 
     @property
     def parent(self) -> ActorRef | None:
-        cell: ActorCell = self  # type: ignore[assignment]
-        return cell._parent.ref if cell._parent is not None else None
+        """The supervising actor (the root supervisor, path ``"/"``, for a top-level one)."""
+        ...
 
     @property
     def children(self) -> list[ActorRef]:
         """Live children, in start order."""
-        cell: ActorCell = self  # type: ignore[assignment]
-        return [c.ref for c in cell._children.values()] if cell._children else []
+        ...
 
     async def spawn(
         self,
-        factory: type[Actor] | Any,
+        factory: Callable[..., Actor],
         *args: Any,
         name: str | None = None,
         mailbox: MailboxSpec | None = None,
-        restart: str = "permanent",
+        restart: RestartType = "permanent",
         shutdown: float | None = 5.0,
         **kwargs: Any,
     ) -> ActorRef:
@@ -124,29 +126,19 @@ class Context:
 
         Returns once the child's ``on_start`` has finished; raises what ``on_start`` raised.
         """
-        cell: ActorCell = self  # type: ignore[assignment]
-        return await cell._spawn(factory, args, kwargs, name, mailbox, restart, shutdown)
+        ...
 
     async def spawn_child(self, spec: ChildSpec) -> ActorRef:
         """Start a child from a ``ChildSpec``."""
-        return await self.spawn(
-            spec.factory,
-            *spec.args,
-            name=spec.name,
-            mailbox=spec.mailbox,
-            restart=spec.restart,
-            shutdown=spec.shutdown,
-            **spec.kwargs,
-        )
+        ...
 
     def watch(self, ref: ActorRef) -> None:
         """Receive ``Terminated(ref, reason)`` when ``ref`` stops for good (at once if it has)."""
-        cell: ActorCell = self  # type: ignore[assignment]
-        cell._watch(ref._cell)
+        ...
 
     def unwatch(self, ref: ActorRef) -> None:
-        cell: ActorCell = self  # type: ignore[assignment]
-        cell._unwatch(ref._cell)
+        """No ``Terminated`` for ``ref`` any more (one already queued may still arrive)."""
+        ...
 
     def defer_reply(self) -> DeferredReply:
         """Take over the reply to the message in hand, to send it later.
@@ -156,12 +148,7 @@ class Context:
         many requests at once (OTP's ``noreply`` + ``gen_server:reply``). For a ``tell`` the
         handle is inert. Call it inside ``receive``, before its first ``await``.
         """
-        cell: ActorCell = self  # type: ignore[assignment]
-        envelope = cell._current
-        if envelope is None:
-            raise RuntimeError("defer_reply() is only valid inside receive, once per message")
-        cell._current = None
-        return DeferredReply(envelope[2], envelope[0], self.ref)
+        ...
 
     def stop(self) -> None:
         """Exit normally after the current message (OTP normal exit).
@@ -169,5 +156,4 @@ class Context:
         A ``permanent`` actor is restarted by its supervisor, a ``transient`` or ``temporary``
         one is removed. To stop an actor for good from outside, use ``await ref.stop()``.
         """
-        cell: ActorCell = self  # type: ignore[assignment]
-        cell._exit_requested = True
+        ...

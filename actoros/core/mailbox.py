@@ -12,18 +12,23 @@ Ordering guarantee: per sender→receiver pair, messages are received in the ord
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import msgspec
 
 from .errors import MailboxFull
 
+if TYPE_CHECKING:
+    from .ref import ActorRef
+
 Overflow = Literal["reject", "drop_oldest", "drop_new"]
-Envelope = tuple[Any, Any, Any]  # (message, sender ActorRef | None, reply future | None)
+# (message, sender, the asker's reply future: None for a tell)
+Envelope: TypeAlias = "tuple[Any, ActorRef | None, asyncio.Future[Any] | None]"
 DropHandler = Callable[[Envelope, str], None]
 
 
@@ -165,7 +170,13 @@ class PriorityMailbox:
         return items
 
 
-def make_mailbox(spec: MailboxSpec, on_drop: DropHandler, owner: str) -> Any:
+# An actor's user lane: the default deque, or one of the two classes above.
+Queue: TypeAlias = "deque[Envelope] | BoundedMailbox | PriorityMailbox"
+
+
+def make_mailbox(
+    spec: MailboxSpec, on_drop: DropHandler, owner: str
+) -> BoundedMailbox | PriorityMailbox:
     """The queue object for a non-default spec (the default is a lazily created deque)."""
     if spec.priority:
         key = message_priority if spec.priority is True else spec.priority

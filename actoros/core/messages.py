@@ -7,9 +7,12 @@ the underscored ones travel only in an actor's system lane, which overtakes its 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import msgspec
+
+if TYPE_CHECKING:
+    from .cell import ActorCell
 
 LifecycleKind = Literal["started", "restarted", "stopped", "failed", "escalated"]
 
@@ -92,7 +95,7 @@ class _Restart(msgspec.Struct, frozen=True):
 class _ChildExited(msgspec.Struct, frozen=True):
     """A child reports that its incarnation ended on its own (failure or normal exit)."""
 
-    child: Any  # ActorCell
+    child: ActorCell
     incarnation: int
     reason: BaseException | None  # None: normal exit
 
@@ -100,4 +103,9 @@ class _ChildExited(msgspec.Struct, frozen=True):
 class _RestartGroup(msgspec.Struct, frozen=True):
     """A supervisor's delayed (backoff) restart of a group of children, in start order."""
 
-    children: tuple[Any, ...]
+    children: tuple[ActorCell, ...]
+
+
+# What travels in an actor's system lane (``Terminated`` is moved to the front of the user lane
+# when the lane is drained).
+SystemMessage: TypeAlias = "_Stop | _Restart | _ChildExited | _RestartGroup | Terminated"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import current_cell
 from .errors import ActorStopped, AskTimeout
+from .lifecycle import request_stop
 
 if TYPE_CHECKING:
     from .cell import ActorCell
@@ -103,4 +104,4 @@ class ActorRef:
         handler it returns at once and the actor exits normally after the current message
         (as ``ctx.stop()``; a permanent child is then restarted, as in OTP).
         """
-        await self._cell._request_stop()
+        await request_stop(self._cell)

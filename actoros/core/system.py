@@ -11,34 +11,33 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import structlog
 
-from .cell import STOPPED, ActorCell
-from .clock import Clock, LoopClock
+from .actor import Actor
+from .cell import ActorCell
+from .clock import Clock, LoopClock, TimerHandle
 from .events import EventStream
+from .lifecycle import STOPPED, begin_incarnation, finalize, kill
 from .mailbox import MailboxSpec
 from .messages import ActorInfo, DeadLetter, _Stop
 from .ref import ActorRef, _expire
-from .supervision import Supervisor, SupervisorSpec
+from .supervision import RestartType, Strategy, Supervisor, SupervisorSpec
 
 log = structlog.get_logger("actoros.system")
 
 T = TypeVar("T")
 
-try:  # uvloop is a hard dependency, but the runtime also runs on plain asyncio
-    import uvloop
-except ImportError:  # pragma: no cover
-    uvloop = None  # type: ignore[assignment]
-
 
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     """Run ``main`` to completion on a new event loop: uvloop when installed, else asyncio."""
-    if uvloop is not None:
-        return uvloop.run(main, debug=debug)
-    return asyncio.run(main, debug=debug)
+    try:  # uvloop is a hard dependency, but the runtime also runs on plain asyncio
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(main, debug=debug)
+    return uvloop.run(main, debug=debug)
 
 
 def _debug_enabled() -> bool:
@@ -65,6 +64,12 @@ class ActorSystem:
     actor handles before yielding the loop to other actors. ``seed``: for backoff jitter.
     """
 
+    # Bound by start(), on the running loop; nothing reads them before.
+    _loop: asyncio.AbstractEventLoop
+    _call_later: Callable[..., TimerHandle]
+    _time: Callable[[], float]
+    _ask_granularity: float
+
     def __init__(
         self,
         name: str = "actoros",
@@ -72,7 +77,7 @@ class ActorSystem:
         clock: Clock | None = None,
         max_restarts: int = 3,
         within: float = 5.0,
-        strategy: str = "one_for_one",
+        strategy: Strategy = "one_for_one",
         throughput: int = 64,
         seed: int | None = None,
     ) -> None:
@@ -89,11 +94,10 @@ class ActorSystem:
         self._rng = random.Random(seed)
         self._names = itertools.count(1)
         self._root: ActorCell | None = None
-        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._terminated: asyncio.Future[None] | None = None
         self._dead_letters = 0
         self._debug = True
-        self._ask_slots: dict[float, dict[asyncio.Future[Any], tuple[Any, Any, float]]] = {}
+        self._ask_slots: dict[float, dict[asyncio.Future[Any], tuple[ActorRef, Any, float]]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class ActorSystem:
             self, None, "", Supervisor, (self._root_spec,), {}, "permanent", None, None
         )
         self._root = root
-        await root._begin_incarnation()
+        await begin_incarnation(root)
         log.debug("system.started", system=self.name, loop=loop_name(loop))
 
     @property
@@ -141,7 +145,7 @@ class ActorSystem:
     @property
     def loop(self) -> str:
         """``"uvloop"`` or ``"asyncio"``: the loop this system runs on."""
-        return loop_name(self._loop) if self._loop is not None else "not started"
+        return loop_name(self._loop) if self._root is not None else "not started"
 
     @property
     def is_running(self) -> bool:
@@ -170,13 +174,13 @@ class ActorSystem:
         except TimeoutError:
             log.error("system.shutdown_timeout", system=self.name, timeout=timeout)
             tasks = self._all_tasks(root)
-            root._kill()
+            kill(root)
             if tasks:
                 await asyncio.wait(tasks, timeout=1.0)
         await asyncio.sleep(0)
         log.debug("system.stopped", system=self.name)
 
-    def _ask_slot(self, timeout: float) -> dict[asyncio.Future[Any], tuple[Any, Any, float]]:
+    def _ask_slot(self, timeout: float) -> dict[asyncio.Future[Any], tuple[ActorRef, Any, float]]:
         """The bucket of asks whose deadline falls in the same tick; its timer expires them.
 
         A deadline is never early, and at most one tick (1 ms) late on the loop clock.
@@ -208,10 +212,10 @@ class ActorSystem:
         if reason is not None:  # the root's own escalation event is already published
             self.failure = reason
             log.critical("system.failed", system=self.name, error=repr(reason))
-        root._finalize("system failed" if reason is not None else "normal")
-        self._mark_terminated()
+        finalize(root, "system failed" if reason is not None else "normal")
 
     def _mark_terminated(self) -> None:
+        """The root is finalized, however it ended: ``wait_terminated`` returns."""
         fut = self._terminated
         if fut is not None and not fut.done():
             fut.set_result(None)
@@ -251,11 +255,11 @@ class ActorSystem:
 
     async def spawn(
         self,
-        actor_cls_or_factory: Any,
+        actor_cls_or_factory: Callable[..., Actor],
         *args: Any,
         name: str | None = None,
         mailbox: MailboxSpec | None = None,
-        restart: str = "permanent",
+        restart: RestartType = "permanent",
         shutdown: float | None = 5.0,
         **kwargs: Any,
     ) -> ActorRef:
@@ -335,7 +339,7 @@ class ActorSystem:
                 )
         return infos
 
-    def _auto_name(self, factory: Any) -> str:
+    def _auto_name(self, factory: object) -> str:
         base = getattr(factory, "__name__", "actor").lower()
         return f"{base}-{next(self._names)}"
 

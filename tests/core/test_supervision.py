@@ -759,3 +759,26 @@ async def test_the_root_strategy_applies_to_top_level_actors() -> None:
                                        ("start", "c")]  # fmt: skip
         assert journal.starts("a") == 1
         assert system.failure is None
+
+
+@pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
+async def test_a_temporary_sibling_that_failed_while_its_group_restarts_is_not_restarted(
+    system: ActorSystem, strategy: str
+) -> None:
+    """OTP: a group restart removes its temporary members, even one whose own exit the
+    supervisor has not handled yet (it failed in the same loop turn as the first child)."""
+    journal = Journal()
+    spec = SupervisorSpec(
+        strategy=strategy,  # type: ignore[arg-type]
+        children=[worker(journal, "a"), worker(journal, "t", "temporary")],
+    )
+    await system.spawn_supervisor(spec, name="sup")
+    a, t = find(system, "/sup/a"), find(system, "/sup/t")
+    with capture_events(system, LifecycleEvent) as events:
+        a.tell("crash")
+        t.tell("crash")  # its exit report queues behind a's at the supervisor
+        await events.wait_for(LifecycleEvent("/sup/a", "restarted", None))
+        assert await settle()
+    assert journal.starts("t") == 1
+    assert not t.is_alive and system.lookup("/sup/t") is None
+    assert [e.path for e in events if e.kind == "restarted"] == ["/sup/a"]
