@@ -10,6 +10,7 @@ import asyncio
 import io
 import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -274,12 +275,23 @@ topics:
         await system.shutdown()
 
 
-async def test_a_workload_survives_a_restart_of_the_scheduler(tmp_path: Path) -> None:
+async def test_a_workload_survives_a_restart_of_the_scheduler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The scheduler fails mid-workload: its waiting askers hear of it, the runner submits
     the same ids to the restarted scheduler, which resumes them from its journal; every
     task is answered."""
-    from actoros.kernel import Stats
+    from actoros.kernel import Scheduler, Stats
     from actoros.runner import _engine_ready, _run_workload
+
+    receive = Scheduler.receive
+
+    def crashable(self: Scheduler, message: object, ctx: Any) -> Any:  # the fault to inject
+        if message == "crash":
+            raise RuntimeError("crashed on purpose")
+        return receive(self, message, ctx)
+
+    monkeypatch.setattr(Scheduler, "receive", crashable)
 
     config = fake_config(tmp_path)
     inference = msgspec.structs.replace(
@@ -298,7 +310,7 @@ async def test_a_workload_survives_a_restart_of_the_scheduler(tmp_path: Path) ->
         while (await scheduler.ask(Stats())).done < 3:  # some done, others still running
             await asyncio.sleep(0.01)
         with capture_events(system.actors, LifecycleEvent) as events:
-            scheduler.tell("not a scheduler message")  # the scheduler fails and restarts
+            scheduler.tell("crash")  # the scheduler fails and restarts
             await events.wait_for(LifecycleEvent(scheduler.path, "restarted", None), timeout=20)
         summary = await asyncio.wait_for(running, 25)
         assert (summary.tasks, summary.ok, summary.failed) == (20, 20, 0)
