@@ -11,6 +11,11 @@ outcome told back (except a told ``AgentReply`` or ``AgentError``: answering an 
 an outcome would let two agents ping-pong forever). Turns still running when the actor
 stops are cancelled and their askers get an ``AgentError``.
 
+Syscalls shared by every kind: ``check`` (the permission check, audited) and ``call_tool``
+(a tool through the tool service), so both kinds refuse and fail a tool call in the same
+words; each kind only decides how it presents the outcome (a rule agent's reply or error, a
+tool message the LLM agent's model reads).
+
 Streaming: an ask with ``UserMessage(stream=True)`` is answered at once with an
 ``AgentStream`` and the turn runs ``handle_stream(message, emit)``, which pushes text into it
 as it comes. By default that is ``handle`` followed by the whole reply text as one delta, so
@@ -28,7 +33,8 @@ import structlog
 
 from actoros.config.schema import AgentConfig
 from actoros.core import Actor, ActorRef, Context, DeferredReply
-from actoros.kernel.access import AccessControl, PermissionDenied, Syscall
+from actoros.kernel.access import AccessControl, CallTool, PermissionDenied, Syscall
+from actoros.kernel.tools import ToolResult
 
 from .messages import MAX_HOPS, AgentError, AgentReply, next_hop
 from .permissions import agent_access
@@ -45,7 +51,8 @@ class Agent(Actor):
     """Base of ``RuleAgent`` and ``LLMAgent``: subclasses implement ``handle``.
 
     ``access``: the kernel's shared ``AccessControl`` (``None``: one built from ``config``
-    alone). ``timeout``: seconds each syscall (ask to a service or agent) may take.
+    alone). ``tools``: the tool service (``None``: tool calls fail with a clear error).
+    ``timeout``: seconds each syscall (ask to a service or agent) may take.
     ``max_hops``: the delegations a chain may take before this agent refuses to pass a message
     on (see ``messages.py``).
     """
@@ -55,12 +62,14 @@ class Agent(Actor):
         config: AgentConfig,
         *,
         access: AccessControl | None = None,
+        tools: ActorRef | None = None,
         timeout: float = 60.0,
         max_hops: int = MAX_HOPS,
     ) -> None:
         self.config = config
         self.name = config.name
         self.access = agent_access(config, access)
+        self.tools = tools
         self.timeout = timeout
         self.max_hops = max_hops
         self._turns: set[asyncio.Task[AgentReply]] = set()
@@ -87,6 +96,24 @@ class Agent(Actor):
             self.access.check(self.name, syscall)
         except PermissionDenied as exc:
             raise AgentError(self.name, str(exc)) from None
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        """Call ``tool`` with ``arguments`` through the tool service, once the permissions
+        allow it. The service's ``ToolResult`` is the outcome, ``ok`` or the tool's own error;
+        a call that reached no tool (refused, no tool service, no answer, an answer that is
+        not a ``ToolResult``) raises ``AgentError`` naming the tool and the reason."""
+        call = CallTool(tool=tool, arguments=arguments)
+        self.check(call)
+        if self.tools is None:
+            raise AgentError(self.name, f"cannot call tool {tool!r}: no tool service")
+        try:
+            result = await self.tools.ask(call, timeout=self.timeout)
+        except Exception as exc:
+            raise AgentError(self.name, f"tool {tool!r} did not answer: {exc}") from None
+        if not isinstance(result, ToolResult):
+            reason = f"tool {tool!r} failed: the tool service answered {type(result).__name__}"
+            raise AgentError(self.name, reason)
+        return result
 
     def receive(self, message: Any, ctx: Context) -> None:
         reply = ctx.defer_reply()

@@ -58,7 +58,8 @@ from actoros.core import ActorRef
 from actoros.inference.actor import CompletionStream
 from actoros.inference.errors import EngineUnavailable
 from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
-from actoros.kernel.access import AccessControl, CallTool, Infer, SendTo
+from actoros.kernel.access import AccessControl, Infer, SendTo
+from actoros.kernel.keyed_lock import KeyedLock
 from actoros.kernel.threads import (
     Append,
     BuildPrompt,
@@ -67,7 +68,6 @@ from actoros.kernel.threads import (
     PromptMessage,
     default_count_tokens,
 )
-from actoros.kernel.tools import ToolResult
 
 from .base import Agent, Emit
 from .messages import MAX_HOPS, AgentError, AgentReply, HopLimitExceeded, UserMessage
@@ -107,15 +107,14 @@ class LLMAgent(Agent):
         context_tokens: int = 2048,
         max_hops: int = MAX_HOPS,
     ) -> None:
-        super().__init__(config, access=access, timeout=timeout, max_hops=max_hops)
+        super().__init__(config, access=access, tools=tools, timeout=timeout, max_hops=max_hops)
         self.inference = inference
         self.threads = threads
-        self.tools = tools
         self.resolve_agent = resolve_agent
         schemas = tool_schemas or {}
         self.system_prompt = system_prompt(config, {t: schemas.get(t, "") for t in config.tools})
         self.budget = max(64, context_tokens - config.max_tokens)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: KeyedLock[str] = KeyedLock()  # one turn at a time per thread
 
     async def handle(self, message: Any) -> AgentReply:
         return await self._handle(message, None)
@@ -135,8 +134,7 @@ class LLMAgent(Agent):
         thread_id = message.thread_id
         if thread_id is None:
             thread_id = await self._syscall(self.threads, CreateThread(title=self.name), "threads")
-        lock = self._locks.setdefault(thread_id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(thread_id):
             return await self._turn(thread_id, message.text, message.via, emit)
 
     async def _turn(
@@ -176,7 +174,7 @@ class LLMAgent(Agent):
                 case ToolCall(tool=tool, arguments=arguments):
                     call = {"tool": tool, "arguments": arguments}
                     await self._append(thread_id, self._said(output, call))
-                    result = await self._call_tool(tool, arguments)
+                    result = await self._use_tool(tool, arguments)
                     await self._append(thread_id, self._tool_message(result))
                 case Delegate(agent=agent, message=question):
                     call = {"agent": agent, "message": question}
@@ -268,21 +266,12 @@ class LLMAgent(Agent):
             await stream.aclose()
         raise AgentError(self.name, f"inference stream {stream.request_id} ended early")
 
-    async def _call_tool(self, tool: str, arguments: dict[str, Any]) -> str:
+    async def _use_tool(self, tool: str, arguments: dict[str, Any]) -> str:
         """The tool's result as the model will read it (errors included, never raised)."""
-        call = CallTool(tool=tool, arguments=arguments)
         try:
-            self.check(call)
+            result = await self.call_tool(tool, arguments)
         except AgentError as exc:
             return f"{tool} error: {exc.reason}"
-        if self.tools is None:
-            return f"{tool} error: no tool service"
-        try:
-            result = await self.tools.ask(call, timeout=self.timeout)
-        except Exception as exc:
-            return f"{tool} error: the tool service did not answer ({exc})"
-        if not isinstance(result, ToolResult):
-            return f"{tool} error: unexpected reply {type(result).__name__}"
         if not result.ok:
             return f"{tool} error: {result.error}"
         return f"{tool} result: {json.dumps(result.value, default=str)}"

@@ -26,7 +26,7 @@ __all__ = ["AgentError", "AgentReply", "HopLimitExceeded", "MAX_HOPS", "UserMess
 MAX_HOPS = 8  # delegations in one chain (see the module docstring)
 
 
-class UserMessage(msgspec.Struct, frozen=True, kw_only=True):
+class UserMessage(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """A turn for an agent: ``text``, the conversation ``thread_id`` it belongs to (``None``:
     an LLM agent starts a new thread and names it in its reply) and extra ``data`` fields
     (rule agents match on them beside ``text``). ``stream=True``: the ask replies at once

@@ -23,25 +23,26 @@ from typing import Any
 import msgspec
 
 
-class ToolCall(msgspec.Struct, frozen=True):
+class ToolCall(msgspec.Struct, tag=True, frozen=True):
     tool: str
     arguments: dict[str, Any]
 
 
-class Delegate(msgspec.Struct, frozen=True):
+class Delegate(msgspec.Struct, tag=True, frozen=True):
     agent: str
     message: str
 
 
-class FinalAnswer(msgspec.Struct, frozen=True):
+class FinalAnswer(msgspec.Struct, tag=True, frozen=True):
     text: str
 
 
-class Malformed(msgspec.Struct, frozen=True):
+class Malformed(msgspec.Struct, tag=True, frozen=True):
     reason: str  # said back to the model in the retry
 
 
 Step = ToolCall | Delegate | FinalAnswer | Malformed
+"""One model reply, classified: tagged Structs that the LLM agent dispatches with ``match``."""
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 

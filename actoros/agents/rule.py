@@ -32,9 +32,8 @@ import msgspec
 from actoros.config.conditions import first_match, matches
 from actoros.config.schema import AgentConfig, Rule
 from actoros.core import ActorRef
-from actoros.kernel.access import AccessControl, CallTool, SendTo
+from actoros.kernel.access import AccessControl, SendTo
 from actoros.kernel.scheduler import Submit, Task
-from actoros.kernel.tools import ToolResult
 
 from .base import Agent, Emit
 from .messages import MAX_HOPS, AgentError, AgentReply, UserMessage
@@ -103,9 +102,8 @@ class RuleAgent(Agent):
         timeout: float = 60.0,
         max_hops: int = MAX_HOPS,
     ) -> None:
-        super().__init__(config, access=access, timeout=timeout, max_hops=max_hops)
+        super().__init__(config, access=access, tools=tools, timeout=timeout, max_hops=max_hops)
         self.resolve_agent = resolve_agent
-        self.tools = tools
         self.scheduler = scheduler
 
     async def handle(self, message: Any) -> AgentReply:
@@ -131,7 +129,7 @@ class RuleAgent(Agent):
             text = fill(rule.reply, fields)
             reply = AgentReply(agent=self.name, text=text, thread_id=thread_id)
         elif rule.tool is not None:
-            reply = await self._call_tool(rule.tool, fill(rule.args, fields), thread_id)
+            reply = await self._tool_reply(rule.tool, fill(rule.args, fields), thread_id)
         elif rule.submit is not None:
             reply = await self._submit(rule, fields)
         else:
@@ -166,18 +164,11 @@ class RuleAgent(Agent):
             raise AgentError(self.name, f"agent {target!r} answered {type(reply).__name__}")
         return reply
 
-    async def _call_tool(self, tool: str, args: dict[str, Any], thread_id: Any) -> AgentReply:
-        call = CallTool(tool=tool, arguments=args)
-        self.check(call)
-        if self.tools is None:
-            raise AgentError(self.name, f"cannot call tool {tool!r}: no tool service")
-        try:
-            result = await self.tools.ask(call, timeout=self.timeout)
-        except Exception as exc:
-            raise AgentError(self.name, f"tool {tool!r} did not answer: {exc}") from None
-        if not isinstance(result, ToolResult) or not result.ok:
-            error = result.error if isinstance(result, ToolResult) else repr(result)
-            raise AgentError(self.name, f"tool {tool!r} failed: {error}")
+    async def _tool_reply(self, tool: str, args: dict[str, Any], thread_id: Any) -> AgentReply:
+        """The tool's value as the reply; a failed call is the turn's ``AgentError``."""
+        result = await self.call_tool(tool, args)
+        if not result.ok:
+            raise AgentError(self.name, f"tool {tool!r} failed: {result.error}")
         return AgentReply(
             agent=self.name,
             text=_text(result.value),

@@ -41,7 +41,6 @@ from actoros.core import (
     MailboxSpec,
     SupervisorSpec,
 )
-from actoros.core import Backoff as CoreBackoff
 from actoros.gateway import GatewayActor
 from actoros.inference.actor import InferenceActor
 from actoros.inference.engines import context_tokens, engine_factory, model_id
@@ -231,13 +230,12 @@ def group_specs(system: System, access: AccessControl) -> list[tuple[str, Superv
         if group is None:
             spec = SupervisorSpec(children=agents)
         else:
-            b = group.backoff
             spec = SupervisorSpec(
                 strategy=group.strategy,
                 max_restarts=group.max_restarts,
                 within=group.within,
                 children=agents,
-                backoff=CoreBackoff(min=b.min, max=b.max, jitter=b.jitter),
+                backoff=group.backoff,  # config's Backoff is core's
             )
         specs.append((name, spec))
     return specs

@@ -38,12 +38,24 @@ import msgspec
 import structlog
 
 from actoros.core import Actor, ActorRef, Context, DeferredReply, Terminated
+from actoros.core.protocol import refuse, takes
+from actoros.core.stream import ReplyStream
 
 from .admission import FairQueue
 from .engine import Engine, EngineDead
 from .errors import EngineUnavailable, InferenceError, Overloaded, PromptTooLong
 from .events import EngineDown, EngineReady
-from .messages import Completion, Generate, InferenceRequestDone, Timings, TokenDelta, Usage
+from .messages import (
+    Completion,
+    FinishReason,
+    Generate,
+    InferenceRequest,
+    InferenceRequestDone,
+    InferenceStats,
+    Timings,
+    TokenDelta,
+    Usage,
+)
 
 log = structlog.get_logger("actoros.inference")
 
@@ -53,10 +65,6 @@ RENDER_INLINE_CHARS = 4096
 """Prompts of up to this many characters are rendered on the loop (a millisecond or two with
 a real tokenizer); longer ones in the actor's one render thread (the tokenizer releases the
 GIL): a 1 MiB prompt takes about a second to tokenize, during which every actor would stop."""
-
-
-class InferenceStats(msgspec.Struct, frozen=True):
-    """Ask the inference actor for ``InferenceStats()``; it replies with ``InferenceMetrics``."""
 
 
 class InferenceMetrics(msgspec.Struct, frozen=True):
@@ -71,50 +79,28 @@ class InferenceMetrics(msgspec.Struct, frozen=True):
     engine_unfinished: int
 
 
-class _EngineFailed(msgspec.Struct, frozen=True):
+class _EngineFailed(msgspec.Struct, tag=True, frozen=True):
     error: str
     engine: Any  # the engine that failed: a report about an earlier engine is stale
 
 
-class CompletionStream:
+class CompletionStream(ReplyStream[TokenDelta, Completion]):
     """Async iterator over a streaming request: ``TokenDelta``s in order, then the
     ``Completion``; a failure is raised from the iteration. Closing it early aborts the
-    request."""
+    request. (The guarantees are core's ``ReplyStream``, shared with ``AgentStream``.)"""
+
+    __slots__ = ("request_id",)
 
     def __init__(self, request_id: str, on_close: Callable[[], None]) -> None:
+        super().__init__(Completion, on_close, request_id)
         self.request_id = request_id
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._on_close = on_close
-        self._finished = False
-
-    def _put(self, item: Any) -> None:
-        self._queue.put_nowait(item)
-
-    def __aiter__(self) -> CompletionStream:
-        return self
-
-    async def __anext__(self) -> TokenDelta | Completion:
-        if self._finished:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            self._finished = True
-            raise item
-        if isinstance(item, Completion):
-            self._finished = True
-        return item  # type: ignore[no-any-return]
-
-    async def aclose(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._on_close()
 
     async def completion(self) -> Completion:
         """Drain the stream and return its ``Completion``."""
-        async for item in self:
-            if isinstance(item, Completion):
-                return item
-        raise InferenceError(f"stream {self.request_id} ended without a completion")
+        return await self.final()
+
+    def _incomplete(self) -> InferenceError:
+        return InferenceError(f"stream {self.request_id} ended without a completion")
 
 
 class _Request:
@@ -144,13 +130,13 @@ class _Request:
     def abandoned(self) -> bool:
         """Nobody waits for the result any more (the ask ended, the stream closed)."""
         if self.stream is not None:
-            return self.stream._finished
+            return self.stream.closed
         return self.reply.expected and self.reply.done
 
     def fail(self, error: BaseException) -> None:
         self.finished = True
         if self.stream is not None:
-            self.stream._put(error)
+            self.stream._end(error)
         elif self.reply.expected:
             self.reply.fail(error)
         elif self.requester is not None:  # a tell: the requester waits for a message
@@ -281,28 +267,30 @@ class InferenceActor(Actor):
     # -- messages ---------------------------------------------------------------------------
 
     def receive(self, message: Any, ctx: Context) -> Any:
-        if isinstance(message, Generate):
-            return self._admit(message, ctx)
-        if isinstance(message, Terminated):
-            self._requester_gone(message.ref)
-            return None
-        if isinstance(message, InferenceStats):
-            return self.metrics()
-        if isinstance(message, _EngineFailed):
-            if message.engine is not self.engine:
-                return None  # about the engine of an earlier incarnation
-            self._fail_all(EngineUnavailable(f"{message.error}; the actor restarts its engine"))
-            raise EngineUnavailable(message.error)
-        # a wrong message is the sender's error: answer it, but keep the engine running
-        error = InferenceError(
-            f"the inference actor takes Generate or InferenceStats, not {type(message).__name__}"
-        )
-        reply = ctx.defer_reply()
-        if reply.expected:
-            reply.fail(error)
-        else:
-            ctx.system.dead_letter(message, ctx.self, str(error))
-        return None
+        """One ``match`` over ``InferenceRequest``, the requesters' ``Terminated`` and the
+        actor's own ``_EngineFailed``; anything else is refused (``_refuse``)."""
+        match message:
+            case Generate():
+                return self._admit(message, ctx)
+            case Terminated(ref=ref):
+                self._requester_gone(ref)
+                return None
+            case InferenceStats():
+                return self.metrics()
+            case _EngineFailed(error=error, engine=engine):
+                if engine is not self.engine:
+                    return None  # about the engine of an earlier incarnation
+                self._fail_all(EngineUnavailable(f"{error}; the actor restarts its engine"))
+                raise EngineUnavailable(error)
+            case _:  # the sender's error: answer it, but keep the engine running
+                self._refuse(message, ctx)
+                return None
+
+    @staticmethod
+    def _refuse(message: Any, ctx: Context) -> None:
+        kind = type(message).__name__
+        error = f"the inference actor takes {takes(InferenceRequest)}, not {kind}"
+        refuse(message, ctx, InferenceError(error))
 
     def _admit(self, gen: Generate, ctx: Context) -> Any:
         reply = ctx.defer_reply()
@@ -365,7 +353,7 @@ class InferenceActor(Actor):
         gen = request.gen
         text: list[str] = []
         index = 0
-        finish_reason = "abort"
+        finish_reason: FinishReason = "abort"
         try:
             prompt, request.prompt_tokens = await self._render(engine, gen)
             if request.prompt_tokens + gen.max_tokens > engine.max_model_len:
@@ -378,7 +366,7 @@ class InferenceActor(Actor):
                     if out.text:
                         text.append(out.text)
                         if gen.stream and not request.finished:
-                            self._deliver(request, TokenDelta(request.id, index, out.text))
+                            self._deliver_delta(request, TokenDelta(request.id, index, out.text))
                             index += 1
                 if out.finished:
                     finish_reason = out.finish_reason or "stop"
@@ -440,13 +428,19 @@ class InferenceActor(Actor):
         if self.engine is not None:
             self._pump()
 
-    def _deliver(self, request: _Request, item: TokenDelta | Completion) -> None:
+    def _deliver_delta(self, request: _Request, delta: TokenDelta) -> None:
         if request.stream is not None:
-            request.stream._put(item)
-        elif isinstance(item, Completion) and request.reply.expected:
-            request.reply.resolve(item)
+            request.stream._push(delta)
+        elif request.requester is not None:  # a told streaming request
+            request.requester.tell(delta, sender=self.ctx.self)
+
+    def _deliver(self, request: _Request, completion: Completion) -> None:
+        if request.stream is not None:
+            request.stream._end(completion)
+        elif request.reply.expected:
+            request.reply.resolve(completion)
         elif request.requester is not None:
-            request.requester.tell(item, sender=self.ctx.self)
+            request.requester.tell(completion, sender=self.ctx.self)
 
     async def _abort(self, request: _Request) -> None:
         engine = self.engine
@@ -517,7 +511,7 @@ class InferenceActor(Actor):
     def _report_done(
         self,
         request: _Request,
-        finish_reason: str,
+        finish_reason: FinishReason,
         error: BaseException | None = None,
         now: float | None = None,
     ) -> None:

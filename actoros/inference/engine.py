@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .messages import Generate
+from .messages import FinishReason, Generate
 
 
 class EngineDead(Exception):
@@ -27,7 +27,7 @@ class EngineOutput(msgspec.Struct, frozen=True):
     text: str
     token_count: int
     finished: bool = False
-    finish_reason: str | None = None  # "stop" | "length" | "abort" when finished
+    finish_reason: FinishReason | None = None  # set when finished
     prompt_tokens: int = 0  # filled on the last output when the engine knows it
 
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .engine import EngineDead, EngineOutput
-from .messages import Generate
+from .messages import FinishReason, Generate
 
 WORDS = (
     "the", "actor", "system", "sends", "a", "message", "to", "every", "agent", "and", "each",
@@ -133,7 +133,7 @@ class FakeEngine:
                     return
                 last = i + 1 == gen.max_tokens
                 if last or (not gen.ignore_eos and i + 1 >= eos_at):
-                    reason = "length" if last else "stop"
+                    reason: FinishReason = "length" if last else "stop"
                     yield EngineOutput(text[sent:], 1, True, reason, prompt_tokens)
                     return
                 end = max(sent, len(text) - holdback)

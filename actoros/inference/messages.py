@@ -1,7 +1,9 @@
 """Messages of the inference layer: what agents send to the inference actor and get back.
 
 All are frozen msgspec Structs, so they validate at the edges (YAML/JSON) and cost little in
-between.
+between. What the inference actor takes is ``InferenceRequest``, a union of tagged Structs
+(msgspec's ``tag=True``: decodable by their ``type`` field) that its ``receive`` dispatches
+with one ``match``; what it answers (``Completion``, ``TokenDelta``) is plain data.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import msgspec
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+FinishReason = Literal["stop", "length", "abort", "error", "repetition"]
+"""Why a request ended: ``stop`` (end of sequence or a stop string), ``length`` (``max_tokens``
+or the context reached), ``abort`` (the asker went away, or the engine ended it); ``error``
+is a failed request (``InferenceRequestDone``) or, from vLLM, a retryable fault of that
+request; ``repetition``: vLLM saw the output loop."""
+
 
 class ChatMessage(msgspec.Struct, frozen=True):
     role: Role
     content: str
 
 
-class Generate(msgspec.Struct, frozen=True, kw_only=True):
+class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """One generation request: chat ``messages`` (through the model's chat template) or a raw
     ``prompt`` — exactly one of them.
 
@@ -51,6 +59,14 @@ class Generate(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("Generate.stop strings must not be empty")
 
 
+class InferenceStats(msgspec.Struct, tag=True, frozen=True):
+    """Ask the inference actor for ``InferenceStats()``; it replies with ``InferenceMetrics``."""
+
+
+InferenceRequest = Generate | InferenceStats
+"""What the inference actor takes (its supervisor's ``Terminated`` aside)."""
+
+
 class TokenDelta(msgspec.Struct, frozen=True):
     """New text of a streaming request; ``index`` counts deltas from 0, in order."""
 
@@ -75,7 +91,7 @@ class Timings(msgspec.Struct, frozen=True):
 class Completion(msgspec.Struct, frozen=True):
     request_id: str
     text: str
-    finish_reason: str  # "stop" | "length" | "abort"
+    finish_reason: FinishReason
     usage: Usage
     timings: Timings
 
@@ -99,6 +115,6 @@ class InferenceRequestDone(msgspec.Struct, frozen=True, kw_only=True):
     queued: float
     ttft: float | None
     total: float
-    finish_reason: str
+    finish_reason: FinishReason
     error: str | None = None
     error_type: str | None = None

@@ -1,6 +1,10 @@
 """Kernel services: actors supervised under ``/kernel`` (scheduler, thread store, tools, ...).
 
-The kernel depends only on ``actoros.core`` (plus stdlib, msgspec, structlog).
+The kernel depends only on ``actoros.core`` (plus stdlib, msgspec, structlog). Each service's
+protocol is a union of tagged msgspec Structs (``SchedulerRequest``, ``ThreadRequest``,
+``ToolRequest``, ``KVRequest``, ``PubSubRequest``; the syscalls an agent makes are ``Syscall``),
+dispatched in its ``receive`` with one ``match``; a message outside it is refused with a clear
+error (an ask) or a dead letter (a tell), and the service carries on.
 """
 
 from .access import (
@@ -11,11 +15,13 @@ from .access import (
     Permissions,
     Publish,
     SendTo,
+    Syscall,
 )
-from .kv import KVDelete, KVGet, KVKeys, KVPut, KVService, KVStore, ValueTooLarge
-from .pubsub import Published, PubSub, Subscribe, Subscribers, Unsubscribe
+from .kv import KVDelete, KVGet, KVKeys, KVPut, KVRequest, KVService, KVStore, ValueTooLarge
+from .pubsub import Published, PubSub, PubSubRequest, Subscribe, Subscribers, Unsubscribe
 from .scheduler import (
     Scheduler,
+    SchedulerRequest,
     SchedulerStats,
     Stats,
     Submit,
@@ -39,6 +45,7 @@ from .threads import (
     ThreadInfo,
     ThreadMessage,
     ThreadNotFound,
+    ThreadRequest,
     ThreadStore,
     build_prompt,
     default_count_tokens,
@@ -51,6 +58,7 @@ from .tools import (
     Tool,
     ToolError,
     ToolRegistry,
+    ToolRequest,
     ToolResult,
     ToolService,
     UnknownTool,
@@ -73,6 +81,7 @@ __all__ = [
     "KVGet",
     "KVKeys",
     "KVPut",
+    "KVRequest",
     "KVService",
     "KVStore",
     "ListThreads",
@@ -83,10 +92,12 @@ __all__ = [
     "Permissions",
     "PromptMessage",
     "PubSub",
+    "PubSubRequest",
     "Publish",
     "Published",
     "Read",
     "Scheduler",
+    "SchedulerRequest",
     "SchedulerStats",
     "SendTo",
     "Stats",
@@ -94,6 +105,7 @@ __all__ = [
     "SubmitAndWait",
     "Subscribe",
     "Subscribers",
+    "Syscall",
     "Task",
     "TaskHandler",
     "TaskQueue",
@@ -101,10 +113,12 @@ __all__ = [
     "ThreadInfo",
     "ThreadMessage",
     "ThreadNotFound",
+    "ThreadRequest",
     "ThreadStore",
     "Tool",
     "ToolError",
     "ToolRegistry",
+    "ToolRequest",
     "ToolResult",
     "ToolService",
     "UnknownTool",

@@ -35,31 +35,33 @@ __all__ = [
 audit = structlog.get_logger("actoros.audit")
 
 
-class CallTool(msgspec.Struct, frozen=True, kw_only=True):
+class CallTool(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Run the tool ``tool`` with ``arguments`` (a JSON object); the reply is a ``ToolResult``."""
 
     tool: str
     arguments: dict[str, Any] = {}
 
 
-class SendTo(msgspec.Struct, frozen=True, kw_only=True):
+class SendTo(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Send a message to the agent named ``agent``."""
 
     agent: str
 
 
-class Publish(msgspec.Struct, frozen=True, kw_only=True):
+class Publish(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Publish ``message`` on ``topic``: every subscriber is told this ``Publish``."""
 
     topic: str
     message: Any = None
 
 
-class Infer(msgspec.Struct, frozen=True, kw_only=True):
+class Infer(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Use the inference actor (the LLM)."""
 
 
 Syscall = CallTool | SendTo | Publish | Infer
+"""Every syscall: tagged Structs (decodable by their ``type`` field), dispatched with ``match``.
+``CallTool`` is also the tool service's request, ``Publish`` the pubsub service's."""
 
 
 class PermissionDenied(Exception):
@@ -106,7 +108,8 @@ def describe(syscall: Syscall) -> tuple[str, str | None]:
             return "publish", topic
         case Infer():
             return "infer", None
-    raise TypeError(f"not a syscall: {syscall!r}")
+        case _:
+            raise TypeError(f"not a syscall: {syscall!r}")
 
 
 class AccessControl:

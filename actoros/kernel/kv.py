@@ -28,6 +28,7 @@ import msgspec
 
 from actoros.core import Actor, Context, DeferredReply
 
+from ._protocol import refuse
 from ._sqlite import SQLiteWorker
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "KVGet",
     "KVKeys",
     "KVPut",
+    "KVRequest",
     "KVService",
     "KVStore",
     "MAX_KEY_CHARS",
@@ -151,7 +153,7 @@ class KVStore:
         return self._db
 
 
-class KVGet(msgspec.Struct, frozen=True, kw_only=True):
+class KVGet(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: the value of ``key`` in ``namespace``, or ``default`` when it has none."""
 
     key: str
@@ -159,7 +161,7 @@ class KVGet(msgspec.Struct, frozen=True, kw_only=True):
     default: Any = None
 
 
-class KVPut(msgspec.Struct, frozen=True, kw_only=True):
+class KVPut(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Set ``key`` to ``value`` (any JSON value). Reply: ``None``; ``ValueTooLarge`` over the
     size limits."""
 
@@ -168,20 +170,21 @@ class KVPut(msgspec.Struct, frozen=True, kw_only=True):
     namespace: str = "default"
 
 
-class KVDelete(msgspec.Struct, frozen=True, kw_only=True):
+class KVDelete(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Remove ``key``. Reply: whether it existed."""
 
     key: str
     namespace: str = "default"
 
 
-class KVKeys(msgspec.Struct, frozen=True, kw_only=True):
+class KVKeys(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: the keys of ``namespace``, sorted."""
 
     namespace: str = "default"
 
 
 KVRequest = KVGet | KVPut | KVDelete | KVKeys
+"""What ``KVService`` takes."""
 
 
 class KVService(Actor):
@@ -216,8 +219,8 @@ class KVService(Actor):
                 work = partial(_delete, namespace=namespace, key=key)
             case KVKeys(namespace=namespace):
                 work = partial(_keys, namespace=namespace)
-            case _:  # a stray message is the asker's error, not a reason to restart the store
-                ctx.defer_reply().fail(TypeError(f"KVService cannot handle {message!r}"))
+            case _:  # the sender's error, not a reason to restart the store
+                refuse(message, ctx, "KVService", KVRequest)
                 return
         reply = ctx.defer_reply()
         # queued on the store's one thread now, so requests run in the order they arrived

@@ -21,31 +21,44 @@ import structlog
 
 from actoros.core import Actor, ActorRef, Context, Terminated
 
+from ._protocol import refuse
 from .access import AccessControl, PermissionDenied, Publish, caller_name
 
-__all__ = ["PubSub", "Publish", "Published", "Subscribe", "Subscribers", "Unsubscribe"]
+__all__ = [
+    "PubSub",
+    "PubSubRequest",
+    "Publish",
+    "Published",
+    "Subscribe",
+    "Subscribers",
+    "Unsubscribe",
+]
 
 log = structlog.get_logger("actoros.kernel.pubsub")
 
 
-class Subscribe(msgspec.Struct, frozen=True, kw_only=True):
+class Subscribe(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Deliver the ``Publish`` messages of ``topic`` to ``ref``. Reply: ``None``."""
 
     topic: str
     ref: ActorRef
 
 
-class Unsubscribe(msgspec.Struct, frozen=True, kw_only=True):
+class Unsubscribe(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Stop delivering ``topic`` to ``ref``. Reply: whether it was subscribed."""
 
     topic: str
     ref: ActorRef
 
 
-class Subscribers(msgspec.Struct, frozen=True, kw_only=True):
+class Subscribers(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: the refs subscribed to ``topic``, in subscription order."""
 
     topic: str
+
+
+PubSubRequest = Publish | Subscribe | Unsubscribe | Subscribers
+"""What ``PubSub`` takes (``Publish`` is also a syscall: see ``access.py``)."""
 
 
 class Published(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,7 +89,7 @@ class PubSub(Actor):
 
     def receive(self, message: Any, ctx: Context) -> Any:
         match message:
-            case Publish(topic=topic):
+            case Publish():
                 return self._publish(message, ctx)
             case Subscribe(topic=topic, ref=ref):
                 self._subscribe(topic, ref, ctx)
@@ -90,8 +103,9 @@ class PubSub(Actor):
                     self._drop(topic, ref)
                 log.debug("pubsub.subscriber_gone", subscriber=ref.path)
                 return None
-        ctx.defer_reply().fail(TypeError(f"PubSub cannot handle {message!r}"))
-        return None
+            case _:  # the sender's error: the service carries on
+                refuse(message, ctx, "PubSub", PubSubRequest)
+                return None
 
     def _publish(self, publish: Publish, ctx: Context) -> Published | None:
         if self.access is not None:

@@ -58,11 +58,13 @@ import structlog
 
 from actoros.core import Actor, ActorRef, ActorStopped, Context, DeferredReply, SupervisorSpec
 
+from ._protocol import refuse
 from ._sqlite import SQLiteWorker, transaction
 
 __all__ = [
     "Drain",
     "Forget",
+    "SchedulerRequest",
     "SchedulerStats",
     "Scheduler",
     "Stats",
@@ -92,20 +94,20 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None = None
 
 
-class Submit(msgspec.Struct, frozen=True, kw_only=True):
+class Submit(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Queue a task; the reply is its id. ``notify=True``: tell the sender its ``TaskResult``."""
 
     task: Task
     notify: bool = False
 
 
-class SubmitAndWait(msgspec.Struct, frozen=True, kw_only=True):
+class SubmitAndWait(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Queue a task (or join one with the same id); the reply is its ``TaskResult``."""
 
     task: Task
 
 
-class Wait(msgspec.Struct, frozen=True, kw_only=True):
+class Wait(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """The ``TaskResult`` of the task ``id`` submitted before, once it finishes (at once when
     the journal holds it as finished). An id the scheduler does not know fails the ask with
     ``LookupError``. Unlike a ``SubmitAndWait``, it asks nothing: it never runs a task (an
@@ -114,11 +116,11 @@ class Wait(msgspec.Struct, frozen=True, kw_only=True):
     id: str
 
 
-class Stats(msgspec.Struct, frozen=True, kw_only=True):
+class Stats(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Ask for ``SchedulerStats``."""
 
 
-class Forget(msgspec.Struct, frozen=True, kw_only=True):
+class Forget(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Drop the finished (done or failed) tasks of ``kind`` from the journal, so a later
     submit of one of their ids runs it again; the reply is how many were forgotten. Queued and
     running tasks are kept. Ask it before submitting the tasks it concerns."""
@@ -126,10 +128,15 @@ class Forget(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
 
 
-class Drain(msgspec.Struct, frozen=True, kw_only=True):
+class Drain(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Hand out no more tasks (before a shutdown): queued tasks, and tasks submitted from now
     on, stay queued in the journal for the next start; running ones finish or are interrupted.
     The reply is how many tasks are running."""
+
+
+SchedulerRequest = Submit | SubmitAndWait | Wait | Forget | Drain | Stats
+"""What the ``Scheduler`` takes from its users (beside its workers' ``_Finished`` and
+``_Interrupted``)."""
 
 
 class TaskInterrupted(Exception):
@@ -156,18 +163,18 @@ class SchedulerStats(msgspec.Struct, frozen=True, kw_only=True):
 TaskHandler = Callable[[Task], Awaitable[Any]]
 
 
-class _Run(msgspec.Struct, frozen=True):
+class _Run(msgspec.Struct, tag=True, frozen=True):
     task: Task
     digest: str
 
 
-class _Finished(msgspec.Struct, frozen=True):
+class _Finished(msgspec.Struct, tag=True, frozen=True):
     worker: ActorRef
     result: TaskResult
     digest: str  # which version of the task ran
 
 
-class _Interrupted(msgspec.Struct, frozen=True):
+class _Interrupted(msgspec.Struct, tag=True, frozen=True):
     worker: ActorRef
     task: Task
     digest: str
@@ -404,8 +411,8 @@ class Worker(Actor):
                     raise  # a fresh worker for the next task: the handler's state may be broken
                 done = TaskResult(id=task.id, status="done", result=value)
                 self._scheduler.tell(_Finished(ctx.self, done, digest))
-            case _:
-                raise TypeError(f"Worker got an unknown message: {message!r}")
+            case _:  # a worker takes only its scheduler's _Run
+                refuse(message, ctx, "a scheduler's Worker", _Run)
 
 
 class Scheduler(Actor):
@@ -544,8 +551,9 @@ class Scheduler(Actor):
 
                 self._db.submit(_forget(kind)).add_done_callback(forgotten)
                 return None
-            case _:
-                raise TypeError(f"Scheduler got an unknown message: {message!r}")
+            case _:  # the sender's error, not a reason to restart the queue
+                refuse(message, ctx, "Scheduler", SchedulerRequest)
+                return None
 
     @staticmethod
     def _with_id(task: Task) -> Task:

@@ -31,7 +31,9 @@ import msgspec
 
 from actoros.core import Actor, Context
 
+from ._protocol import refuse
 from ._sqlite import SQLiteWorker, transaction
+from .keyed_lock import KeyedLock
 
 __all__ = [
     "Append",
@@ -47,6 +49,7 @@ __all__ = [
     "ThreadInfo",
     "ThreadMessage",
     "ThreadNotFound",
+    "ThreadRequest",
     "ThreadStore",
     "build_prompt",
     "default_count_tokens",
@@ -92,7 +95,7 @@ class ThreadInfo(msgspec.Struct, frozen=True, kw_only=True):
     owner: str | None = None
 
 
-class CreateThread(msgspec.Struct, frozen=True, kw_only=True):
+class CreateThread(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: the new thread's id. ``owner``: who may use it, as the creator spells it (the
     gateway: its caller and agent); the store keeps it and ``GetThread`` reports it."""
 
@@ -100,20 +103,20 @@ class CreateThread(msgspec.Struct, frozen=True, kw_only=True):
     owner: str | None = None
 
 
-class GetThread(msgspec.Struct, frozen=True, kw_only=True):
+class GetThread(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: the ``ThreadInfo`` of one thread, looked up by id (``ThreadNotFound`` if none)."""
 
     thread_id: str
 
 
-class Append(msgspec.Struct, frozen=True, kw_only=True):
+class Append(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: the ``seq`` numbers given to ``messages``, in order."""
 
     thread_id: str
     messages: list[NewMessage]
 
 
-class Read(msgspec.Struct, frozen=True, kw_only=True):
+class Read(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: messages in order; the last ``limit`` of those with ``seq < before``."""
 
     thread_id: str
@@ -121,11 +124,11 @@ class Read(msgspec.Struct, frozen=True, kw_only=True):
     before: int | None = None
 
 
-class ListThreads(msgspec.Struct, frozen=True, kw_only=True):
+class ListThreads(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: ``ThreadInfo`` of every thread, oldest first."""
 
 
-class BuildPrompt(msgspec.Struct, frozen=True, kw_only=True):
+class BuildPrompt(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: a ``list[PromptMessage]`` that fits ``budget_tokens`` (see the module docstring).
 
     ``count_tokens(message) -> int`` counts one prompt message; None: the store's default.
@@ -135,6 +138,10 @@ class BuildPrompt(msgspec.Struct, frozen=True, kw_only=True):
     system_prompt: str
     budget_tokens: int
     count_tokens: Callable[[PromptMessage], int] | None = None
+
+
+ThreadRequest = CreateThread | GetThread | Append | Read | ListThreads | BuildPrompt
+"""What ``ThreadStore`` takes."""
 
 
 class ThreadNotFound(LookupError):
@@ -309,7 +316,7 @@ class ThreadStore(Actor):
         self._count = count_tokens
         self.max_message_bytes = max_message_bytes
         self._db = SQLiteWorker(path, schema=_SCHEMA)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: KeyedLock[str] = KeyedLock()  # one build at a time per thread
         self._builds: set[asyncio.Task[list[PromptMessage]]] = set()
 
     async def on_start(self) -> None:
@@ -356,8 +363,9 @@ class ThreadStore(Actor):
 
                     task.add_done_callback(done)
                     return None
-                case _:
-                    raise TypeError(f"ThreadStore got an unknown message: {message!r}")
+                case _:  # the sender's error, not a reason to restart the store
+                    refuse(message, ctx, "ThreadStore", ThreadRequest)
+                    return None
         except (ThreadNotFound, MessageTooLarge) as exc:
             # the asker's mistake, not the store's fault: an error reply, no restart
             ctx.defer_reply().fail(exc)
@@ -366,8 +374,7 @@ class ThreadStore(Actor):
     async def _build(self, request: BuildPrompt) -> list[PromptMessage]:
         thread_id = request.thread_id
         # One build per thread at a time, so a turn is folded into the summary once.
-        lock = self._locks.setdefault(thread_id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(thread_id):
 
             def load(conn: sqlite3.Connection) -> tuple[str | None, list[ThreadMessage]]:
                 summary, upto = _check(conn, thread_id)

@@ -36,6 +36,7 @@ import structlog
 
 from actoros.core import Actor, ActorRef, Context
 
+from ._protocol import refuse
 from ._tool_threads import Escaped, ThreadCall, ToolThreads
 from .access import AccessControl, CallTool, PermissionDenied, caller_name
 from .calculator import CalculatorError, calculate
@@ -51,6 +52,7 @@ __all__ = [
     "Tool",
     "ToolError",
     "ToolRegistry",
+    "ToolRequest",
     "ToolResult",
     "ToolService",
     "UnknownTool",
@@ -317,8 +319,12 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
-class ListTools(msgspec.Struct, frozen=True, kw_only=True):
+class ListTools(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Reply: ``ToolRegistry.schemas()`` of the service's tools."""
+
+
+ToolRequest = CallTool | ListTools
+"""What ``ToolService`` takes."""
 
 
 class ToolService(Actor):
@@ -365,8 +371,9 @@ class ToolService(Actor):
                 return self._call(message, ctx)
             case ListTools():
                 return self.registry.schemas()
-        ctx.defer_reply().fail(TypeError(f"ToolService cannot handle {message!r}"))
-        return None
+            case _:  # the sender's error: the service carries on
+                refuse(message, ctx, "ToolService", ToolRequest)
+                return None
 
     def _call(self, call: CallTool, ctx: Context) -> ToolResult | None:
         """A ``ToolResult`` at once for a refused call; else start it and reply later."""

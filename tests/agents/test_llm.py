@@ -294,3 +294,50 @@ async def test_a_step_the_engine_died_under_is_asked_again_once_the_engine_is_ba
         assert await kernel.thread(reply.thread_id) == [
             ("user", "Capital of France?"), ("assistant", "Paris."),
         ]  # fmt: skip
+
+
+async def test_turns_of_one_thread_run_one_after_another_and_leave_no_lock(
+    kernel: Kernel,
+) -> None:
+    """Two turns asked at once on one thread: the second sees the first one's answer. Once
+    the turns are over the agent keeps no lock for the thread (it kept one per thread id
+    ever seen, for its whole life)."""
+    made: list[LLMAgent] = []
+
+    def keep(*args: Any, **kwargs: Any) -> LLMAgent:
+        made.append(LLMAgent(*args, **kwargs))
+        return made[-1]
+
+    kernel.engine.replies = ["new thread", "first", "second"]
+    ref = await kernel.spawn(llm(), keep)  # type: ignore[arg-type]
+    thread_id = (await ref.ask("start")).thread_id
+    one, two = await asyncio.gather(
+        ref.ask(UserMessage(text="one", thread_id=thread_id)),
+        ref.ask(UserMessage(text="two", thread_id=thread_id)),
+    )
+    assert (one.text, two.text) == ("first", "second")
+    second = kernel.engine.prompt(2)
+    assert second[-3:] == [("user", "one"), ("assistant", "first"), ("user", "two")]
+    assert len(made[0]._locks) == 0
+
+
+async def test_both_agent_kinds_word_a_tool_call_that_reached_no_tool_alike(
+    kernel: Kernel,
+) -> None:
+    """One ``call_tool`` for both kinds: a rule agent's error and the tool message an LLM
+    agent's model reads give the same reason (here: there is no tool service)."""
+    kernel.engine.replies = ['{"tool": "calculator", "arguments": {"expression": "1"}}', "No."]
+    model = await kernel.system.spawn(
+        LLMAgent, llm(tools=("calculator",)), inference=kernel.inference, threads=kernel.threads
+    )
+    assert (await model.ask("add")).text == "No."
+    rules = AgentConfig(
+        name="rules",
+        kind="rule",
+        tools=("calculator",),
+        rules=(Rule(tool="calculator", args={"expression": "1"}),),
+    )
+    with pytest.raises(AgentError) as refused:
+        await (await kernel.system.spawn(RuleAgent, rules)).ask("add")
+    assert refused.value.reason == "cannot call tool 'calculator': no tool service"
+    assert kernel.engine.prompt(1)[-1] == ("tool", f"calculator error: {refused.value.reason}")

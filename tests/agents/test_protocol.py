@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from actoros.agents.protocol import (
     Delegate,
     FinalAnswer,
     Malformed,
+    Step,
     ToolCall,
     parse_step,
     protocol_prompt,
@@ -77,3 +79,11 @@ def test_the_prompt_lists_the_reply_forms_tools_and_agents() -> None:
 
 def test_the_prompt_leaves_out_delegation_when_there_is_no_agent_to_ask() -> None:
     assert '"agent"' not in protocol_prompt({}, [])
+
+
+def test_a_step_is_a_tagged_union_of_the_four_forms() -> None:
+    raw = b'{"type": "ToolCall", "tool": "clock", "arguments": {}}'
+    assert msgspec.json.decode(raw, type=Step) == ToolCall("clock", {})
+    assert msgspec.json.decode(b'{"type": "FinalAnswer", "text": "x"}', type=Step) == (
+        FinalAnswer("x")
+    )

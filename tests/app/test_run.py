@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -68,12 +69,23 @@ async def test_fresh_asks_the_finished_tasks_again(tmp_path: Path) -> None:
     assert sorted(lines_of(again), key=key) == sorted(lines_of(fresh), key=key)
 
 
-async def test_a_workload_survives_a_restart_of_the_scheduler(tmp_path: Path) -> None:
+async def test_a_workload_survives_a_restart_of_the_scheduler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The scheduler fails mid-workload: its waiting askers hear of it, the workload submits
     the same ids to the restarted scheduler, which resumes them from its journal; every
     task is answered."""
     from actoros.app.run import engine_ready, run_workload
-    from actoros.kernel import Stats
+    from actoros.kernel import Scheduler, Stats
+
+    receive = Scheduler.receive
+
+    def crashable(self: Scheduler, message: object, ctx: Any) -> Any:  # the fault to inject
+        if message == "crash":
+            raise RuntimeError("crashed on purpose")
+        return receive(self, message, ctx)
+
+    monkeypatch.setattr(Scheduler, "receive", crashable)
 
     config = fake_config(tmp_path)
     inference = msgspec.structs.replace(
@@ -92,7 +104,7 @@ async def test_a_workload_survives_a_restart_of_the_scheduler(tmp_path: Path) ->
         while (await scheduler.ask(Stats())).done < 3:  # some done, others still running
             await asyncio.sleep(0.01)
         with capture_events(system.actors, LifecycleEvent) as events:
-            scheduler.tell("not a scheduler message")  # the scheduler fails and restarts
+            scheduler.tell("crash")  # the scheduler fails and restarts
             await events.wait_for(LifecycleEvent(scheduler.path, "restarted", None), timeout=20)
         summary = await asyncio.wait_for(running, 25)
         assert (summary.tasks, summary.ok, summary.failed) == (20, 20, 0)

@@ -10,10 +10,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from actoros import Actor, ActorSystem
+from actoros import Actor, ActorSystem, Context
 from actoros.kernel.scheduler import (
     Forget,
     Scheduler,
@@ -261,6 +262,32 @@ async def test_forget_drops_finished_tasks_of_a_kind_so_they_run_again(tmp_path:
     assert runs == ["c1", "f1", "o1", "c1"]
 
 
+async def test_a_stray_message_is_refused_and_the_tasks_waited_for_carry_on(system: ActorSystem):
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow(task: Task) -> str:
+        started.set()
+        await gate.wait()
+        return "done"
+
+    sched = await system.spawn(Scheduler, {"s": slow}, name="sched")
+    waiting = asyncio.ensure_future(sched.ask(SubmitAndWait(task=Task(kind="s", id="t"))))
+    await started.wait()
+    with pytest.raises(TypeError):
+        await sched.ask("not a scheduler message")
+    gate.set()
+    assert await waiting == TaskResult(id="t", status="done", result="done")  # no restart
+
+
+class CrashableScheduler(Scheduler):
+    """A ``Scheduler`` that fails (a real actor failure) when it is told ``"crash"``."""
+
+    def receive(self, message: Any, ctx: Context) -> Any:
+        if message == "crash":
+            raise RuntimeError("crashed on purpose")
+        return super().receive(message, ctx)
+
+
 async def test_waiters_learn_of_a_scheduler_restart_and_can_wait_again(tmp_path: Path):
     """A restart of the scheduler answers its waiting askers with ``ActorStopped`` (once its
     workers have stopped: a running handler gets the workers' shutdown time, on the manual
@@ -279,7 +306,7 @@ async def test_waiters_learn_of_a_scheduler_restart_and_can_wait_again(tmp_path:
         return "done"
 
     clock = ManualClock()
-    spec = SupervisorSpec(children=[ChildSpec("sched", Scheduler, ({"s": slow}, db))])
+    spec = SupervisorSpec(children=[ChildSpec("sched", CrashableScheduler, ({"s": slow}, db))])
     async with ActorSystem("a", clock=clock) as system:
         await system.spawn_supervisor(spec, name="kernel")
         sched = system.lookup("/kernel/sched")
@@ -287,7 +314,7 @@ async def test_waiters_learn_of_a_scheduler_restart_and_can_wait_again(tmp_path:
         task = Task(kind="s", id="t")
         waiting = asyncio.ensure_future(sched.ask(SubmitAndWait(task=task), timeout=None))
         await started.wait()
-        sched.tell("not a scheduler message")  # fails the scheduler: its supervisor restarts it
+        sched.tell("crash")  # fails the scheduler: its supervisor restarts it
         for _ in range(1000):  # the busy worker is killed after its shutdown time
             if waiting.done():
                 break

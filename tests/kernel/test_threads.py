@@ -91,6 +91,33 @@ async def test_unknown_thread_is_an_error_reply_not_a_crash(system: ActorSystem)
     assert info.restarts == 0  # the store answered the errors and kept running
 
 
+async def test_a_stray_message_is_refused_and_an_in_memory_store_keeps_its_threads(
+    system: ActorSystem,
+):
+    store = await system.spawn(ThreadStore, Summaries(), name="threads")
+    tid = await store.ask(CreateThread(title="kept"))
+    with pytest.raises(TypeError):
+        await store.ask("not a thread request")
+    assert (await store.ask(GetThread(thread_id=tid))).title == "kept"  # no restart: not lost
+
+
+async def test_a_thread_keeps_no_build_lock_once_its_prompts_are_built(system: ActorSystem):
+    """The per-thread lock that serializes prompt builds lives only while a build holds or
+    waits for it: a store serving many threads keeps none for the threads it is done with."""
+    made: list[ThreadStore] = []
+
+    def store_factory() -> ThreadStore:
+        made.append(ThreadStore(Summaries()))
+        return made[-1]
+
+    store = await system.spawn(store_factory, name="threads")
+    for _ in range(3):
+        tid = await store.ask(CreateThread())
+        await store.ask(Append(thread_id=tid, messages=[NewMessage(role="user", content="x")]))
+        await store.ask(BuildPrompt(thread_id=tid, system_prompt="s", budget_tokens=100))
+    assert len(made[0]._locks) == 0
+
+
 async def test_a_message_over_the_size_limit_is_refused_and_nothing_of_its_append_is_stored(
     system: ActorSystem,
 ):
