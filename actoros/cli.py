@@ -234,8 +234,14 @@ def _bench_core(args: argparse.Namespace) -> int:
 
 
 def _bench_inference(args: argparse.Namespace) -> int:
-    return _run_bench(args, "inference", repeats=args.repeats, engine=args.engine,
-                      model=args.model, concurrency=args.concurrency)  # fmt: skip
+    return _run_bench(
+        args,
+        "inference",
+        repeats=args.repeats,
+        engine=args.engine,
+        model=args.model,
+        concurrency=args.concurrency,
+    )
 
 
 def _bench_agents(args: argparse.Namespace) -> int:
@@ -243,16 +249,23 @@ def _bench_agents(args: argparse.Namespace) -> int:
 
 
 def _bench_gateway(args: argparse.Namespace) -> int:
-    return _run_bench(args, "gateway", engine=args.engine, repeats=args.repeats,
-                      model=args.model, concurrency=args.concurrency)  # fmt: skip
+    return _run_bench(
+        args,
+        "gateway",
+        engine=args.engine,
+        repeats=args.repeats,
+        model=args.model,
+        concurrency=args.concurrency,
+    )
 
 
 def _bench_chaos(args: argparse.Namespace) -> int:
     keep: Path | None = args.keep
     if keep is not None and keep.exists() and not keep.is_dir():
         raise UsageError(f"--keep {keep}: exists and is not a directory")
-    return _run_bench(args, "chaos", engine=args.engine, model=args.model, seed=args.seed,
-                      keep=keep)  # fmt: skip
+    return _run_bench(
+        args, "chaos", engine=args.engine, model=args.model, seed=args.seed, keep=keep
+    )
 
 
 def add_model(subcommands: Subcommands) -> None:
@@ -428,14 +441,22 @@ async def _run_async(args: argparse.Namespace, config: Any, interrupts: Interrup
             args.out.parent.mkdir(parents=True, exist_ok=True)
             with args.out.open("w", encoding="utf-8") as out:
                 summary = await app.run_system(
-                    config, out=out, stop_event=stop, progress=progress,
-                    shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
-                )  # fmt: skip
+                    config,
+                    out=out,
+                    stop_event=stop,
+                    progress=progress,
+                    shutdown_timeout=args.shutdown_timeout,
+                    fresh=args.fresh,
+                )
         else:
             summary = await app.run_system(
-                config, out=sys.stdout, stop_event=stop, progress=progress,
-                shutdown_timeout=args.shutdown_timeout, fresh=args.fresh,
-            )  # fmt: skip
+                config,
+                out=sys.stdout,
+                stop_event=stop,
+                progress=progress,
+                shutdown_timeout=args.shutdown_timeout,
+                fresh=args.fresh,
+            )
     except asyncio.CancelledError:
         if not interrupts.forced:
             raise

@@ -449,8 +449,11 @@ def test_a_journal_that_cannot_be_opened_exits_2_in_one_line_naming_it(
     config = fake_copy(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "actoros", "run", str(config), "--log-level", "error"],
-        capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.splitlines()
     if reason == "it is a directory":  # validate sees that one before anything opens

@@ -58,10 +58,15 @@ async def running(tmp_path: Path, gateway: str = "{port: 0}") -> AsyncIterator[t
 async def top(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """``python -m actoros top ARGS``, while this loop keeps serving the gateway."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "actoros", "top", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "actoros",
+        "top",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
     out, err = await asyncio.wait_for(process.communicate(), 40)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -168,16 +173,28 @@ def test_a_missing_config_and_a_bad_interval_are_exit_2(
 
 def test_render_fits_the_terminal_and_says_what_it_left_out() -> None:
     rows = [
-        ActorInfo(path=f"/big/a{i}", parent="/big", name=f"a{i}", kind="Worker", state="running",
-            restarts=i % 2, mailbox=0, processed=i, children=0)
+        ActorInfo(
+            path=f"/big/a{i}",
+            parent="/big",
+            name=f"a{i}",
+            kind="Worker",
+            state="running",
+            restarts=i % 2,
+            mailbox=0,
+            processed=i,
+            children=0,
+        )
         for i in range(30)
-    ]  # fmt: skip
+    ]
     payload = {
-        "system": "s", "time": 0.0, "uptime_s": 3725.0, "hidden": 0, "inference": None,
-        "totals": {"actors": 30, "restarts": 15, "mailbox": 0, "processed": 435,
-                   "dead_letters": 2},
+        "system": "s",
+        "time": 0.0,
+        "uptime_s": 3725.0,
+        "hidden": 0,
+        "inference": None,
+        "totals": {"actors": 30, "restarts": 15, "mailbox": 0, "processed": 435, "dead_letters": 2},
         "actors": [msgspec.to_builtins(r) for r in rows],
-    }  # fmt: skip
+    }
     text = render(msgspec.convert(payload, TreeFrame), url="http://x", width=60, height=20)
     lines = text.splitlines()
     assert len(lines) <= 20 and all(len(line) <= 60 for line in lines)

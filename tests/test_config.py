@@ -119,9 +119,12 @@ def test_a_full_config_decodes_into_typed_sections(
     assert config.system.name == "shop"
     assert config.system.state_dir == str(tmp_path / "state")
     assert config.inference == InferenceConfig(
-        engine="fake", model="tiny", engine_args={"max_model_len": 512}, max_in_flight=8,
+        engine="fake",
+        model="tiny",
+        engine_args={"max_model_len": 512},
+        max_in_flight=8,
         max_waiting=100,
-    )  # fmt: skip
+    )
     assert config.services.scheduler.db == str(tmp_path / "jobs.sqlite")
     assert config.services.threads.db == str(tmp_path / "state" / "threads.sqlite")
     assert config.services.tools.user == {"lookup": "mytools.orders:lookup"}
@@ -161,8 +164,10 @@ def test_fake_example_is_the_customer_service_system() -> None:
     config = load_config(REPO / "configs" / "fake.yaml")
     assert config.inference is not None and config.inference.engine == "fake"
     assert {a.name: a.kind for a in config.agents} == {
-        "router": "rule", "faq": "llm", "orders": "llm",
-    }  # fmt: skip
+        "router": "rule",
+        "faq": "llm",
+        "orders": "llm",
+    }
     assert config.workload is not None and len(config.workload.tasks) == 20
 
 

@@ -74,8 +74,10 @@ def test_customer_service_examples_are_the_same_system(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.inference is not None
     assert {a.name: a.kind for a in config.agents} == {
-        "router": "rule", "faq": "llm", "orders": "llm",
-    }  # fmt: skip
+        "router": "rule",
+        "faq": "llm",
+        "orders": "llm",
+    }
     assert config.workload is not None
     tasks = app.workload_tasks(config)
     questions = [t for t in tasks if not (t.id or "").startswith("seed-")]
@@ -118,8 +120,11 @@ def test_pipeline_chains_writer_reviewer_translator() -> None:
 def test_actoros_validate_accepts_the_example(name: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "actoros", "validate", f"configs/{name}"],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"configs/{name}: ok")
 
@@ -162,9 +167,12 @@ def test_actoros_run_writes_a_line_per_task(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     result = subprocess.run(
         [sys.executable, "-m", "actoros", "run", str(config), "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=50,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=50,
         env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["id"] for line in lines) == [f"q{i:02d}" for i in range(1, 21)]

@@ -194,8 +194,9 @@ def test_child_processes_ends_those_started_since_and_kills_those_that_stay(
     try:
         children = ChildProcesses()
         polite = subprocess.Popen(["sleep", "600"])
-        stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; touch ready; sleep 600"],
-                                    cwd=tmp_path)  # fmt: skip
+        stubborn = subprocess.Popen(
+            ["sh", "-c", "trap '' TERM; touch ready; sleep 600"], cwd=tmp_path
+        )
         deadline = time.monotonic() + 10
         while not (tmp_path / "ready").exists():  # its trap is set
             assert time.monotonic() < deadline

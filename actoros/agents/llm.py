@@ -158,9 +158,14 @@ class LLMAgent(Agent):
                     said = answer if shown is None else shown.text
                     data = {} if said == answer else {"answer": answer}
                     return AgentReply(
-                        agent=self.name, text=said, thread_id=thread_id, steps=step, data=data,
-                        prompt_tokens=usage.prompt, completion_tokens=usage.completion,
-                    )  # fmt: skip
+                        agent=self.name,
+                        text=said,
+                        thread_id=thread_id,
+                        steps=step,
+                        data=data,
+                        prompt_tokens=usage.prompt,
+                        completion_tokens=usage.completion,
+                    )
                 case Malformed(reason=reason):
                     if retry_used:
                         raise AgentError(self.name, f"malformed model output twice: {reason}")

@@ -267,8 +267,9 @@ class Session:
         self.table = markdown(result)
         (self.out / f"{name}.md").write_text(self.table)
         chart(result, self.out / f"{name}.png")
-        progress.info("bench.done", seconds=round(perf_counter() - self._started, 1),
-                      out=str(self.out))  # fmt: skip
+        progress.info(
+            "bench.done", seconds=round(perf_counter() - self._started, 1), out=str(self.out)
+        )
 
 
 @contextlib.contextmanager

@@ -41,9 +41,13 @@ def load_workload_file(path: str | Path) -> list[WorkloadTask]:
             tasks.append(task)
             if task.id is not None:
                 if task.id in ids:
-                    problems.append(Problem(
-                        "id", number, f"duplicate task id {task.id!r} (also line {ids[task.id]})"
-                    ))  # fmt: skip
+                    problems.append(
+                        Problem(
+                            "id",
+                            number,
+                            f"duplicate task id {task.id!r} (also line {ids[task.id]})",
+                        )
+                    )
                 ids.setdefault(task.id, number)
         except msgspec.ValidationError as exc:  # a subclass of DecodeError: first
             message, at = split_validation_error(str(exc))

@@ -42,12 +42,37 @@ class ActorCell:
     """The record of one actor (see the module docstring); implements ``Context``."""
 
     __slots__ = (
-        "_system", "_parent", "_name", "ref", "_factory", "_args", "_kwargs", "restart_type",
-        "_shutdown", "_mbspec", "_actor", "_receive", "_async", "_q", "_sys", "_task",
-        "_state", "sender", "_children", "_watchers", "_watching", "_intensity",
-        "_incarnation", "_started", "_exit_requested", "_current", "_stopping", "_stopped_fut",
-        "_exit_reason", "_processed",
-    )  # fmt: skip
+        "_system",
+        "_parent",
+        "_name",
+        "ref",
+        "_factory",
+        "_args",
+        "_kwargs",
+        "restart_type",
+        "_shutdown",
+        "_mbspec",
+        "_actor",
+        "_receive",
+        "_async",
+        "_q",
+        "_sys",
+        "_task",
+        "_state",
+        "sender",
+        "_children",
+        "_watchers",
+        "_watching",
+        "_intensity",
+        "_incarnation",
+        "_started",
+        "_exit_requested",
+        "_current",
+        "_stopping",
+        "_stopped_fut",
+        "_exit_reason",
+        "_processed",
+    )
 
     def __init__(
         self,

@@ -276,9 +276,14 @@ class ActorSystem:
         """
         root = self._started_root()
         return await root._spawn(
-            Supervisor, (spec,), {}, name or f"supervisor-{next(self._names)}",
-            None, "permanent", None,
-        )  # fmt: skip
+            Supervisor,
+            (spec,),
+            {},
+            name or f"supervisor-{next(self._names)}",
+            None,
+            "permanent",
+            None,
+        )
 
     def lookup(self, path_or_name: str) -> ActorRef | None:
         """Find a live actor by path (``"/sup/child"``) or by unique name (``"child"``).

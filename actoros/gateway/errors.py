@@ -114,29 +114,39 @@ def from_exception(exc: BaseException, *, what: str) -> APIError:
     for cause in _chain(exc):
         if isinstance(cause, Overloaded):
             return APIError(
-                429, f"{what} is overloaded: {cause}", type="rate_limit_error",
+                429,
+                f"{what} is overloaded: {cause}",
+                type="rate_limit_error",
                 code="engine_overloaded",
-            )  # fmt: skip
+            )
         if isinstance(cause, EngineUnavailable):
             return APIError(
-                503, f"the model is unavailable: {cause}", type="server_error",
+                503,
+                f"the model is unavailable: {cause}",
+                type="server_error",
                 code="engine_unavailable",
-            )  # fmt: skip
+            )
         if isinstance(cause, PromptTooLong):
             return APIError(400, str(cause), param="messages", code="context_length_exceeded")
     if isinstance(exc, AskTimeout | asyncio.TimeoutError | TimeoutError):
         return APIError(
-            504, f"{what} did not answer in time (gateway.request_timeout)",
-            type="server_error", code="timeout",
-        )  # fmt: skip
+            504,
+            f"{what} did not answer in time (gateway.request_timeout)",
+            type="server_error",
+            code="timeout",
+        )
     if isinstance(exc, AgentError):
         return APIError(422, str(exc), type="invalid_request_error", code="agent_error")
     if isinstance(exc, ActorStopped | MailboxFull):
         return APIError(
-            503, f"{what} is not available right now ({exc}); retry", type="server_error",
+            503,
+            f"{what} is not available right now ({exc}); retry",
+            type="server_error",
             code="unavailable",
-        )  # fmt: skip
+        )
     return APIError(
-        500, f"internal error while serving {what}: {type(exc).__name__}: {exc}",
-        type="server_error", code="internal_error",
-    )  # fmt: skip
+        500,
+        f"internal error while serving {what}: {type(exc).__name__}: {exc}",
+        type="server_error",
+        code="internal_error",
+    )

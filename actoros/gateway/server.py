@@ -152,8 +152,12 @@ class GatewayActor(Actor):
         host = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.address = f"http://{host}:{bound_port}"
         task.add_done_callback(self._exited)
-        log.info("gateway.listening", actor=self.ctx.path, address=self.address,
-                 auth=bool(self.config.tokens))  # fmt: skip
+        log.info(
+            "gateway.listening",
+            actor=self.ctx.path,
+            address=self.address,
+            auth=bool(self.config.tokens),
+        )
 
     def _exited(self, task: asyncio.Task[None]) -> None:
         if self._stopping:
@@ -193,10 +197,12 @@ def _check_fd_limit(max_connections: int) -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < max_connections + FD_RESERVE:
         log.warning(
-            "gateway.fd_limit", max_connections=max_connections, fd_limit=soft,
+            "gateway.fd_limit",
+            max_connections=max_connections,
+            fd_limit=soft,
             fix=f"raise the limit (ulimit -n {max_connections + FD_RESERVE}) or lower "
             "gateway.max_connections",
-        )  # fmt: skip
+        )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -217,8 +223,12 @@ class _StructlogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         method = log.error if record.levelno >= logging.ERROR else log.warning
-        method("gateway.server", logger_name=record.name, message=record.getMessage(),
-               exc_info=record.exc_info)  # fmt: skip
+        method(
+            "gateway.server",
+            logger_name=record.name,
+            message=record.getMessage(),
+            exc_info=record.exc_info,
+        )
 
 
 def _route_uvicorn_logs() -> None:

@@ -39,7 +39,6 @@ class TopError(Exception):
         self.status = status
 
 
-
 def gateway_url(config: Config, source: str = "the config") -> str:
     """The URL of the gateway ``config`` describes (a wildcard host is reached on loopback)."""
     gateway = config.gateway
@@ -68,7 +67,6 @@ def config_token(config: Config, environ: Mapping[str, str] | None = None) -> st
         if secret:
             return secret
     return None
-
 
 
 def fetch(url: str, token: str | None = None, *, start_hint: str = "CONFIG") -> TreeFrame:
@@ -211,7 +209,6 @@ def render(
             _fit(f"… {cut:,} more rows (a taller terminal shows them; --once prints all)", width)
         )
     return "\n".join(lines) + "\n"
-
 
 
 def watch(

@@ -105,9 +105,20 @@ class CompletionStream(ReplyStream[TokenDelta, Completion]):
 
 class _Request:
     __slots__ = (
-        "id", "gen", "reply", "requester", "enqueued", "admitted", "first_token", "task",
-        "stream", "finished", "reported", "prompt_tokens", "completion_tokens",
-    )  # fmt: skip
+        "id",
+        "gen",
+        "reply",
+        "requester",
+        "enqueued",
+        "admitted",
+        "first_token",
+        "task",
+        "stream",
+        "finished",
+        "reported",
+        "prompt_tokens",
+        "completion_tokens",
+    )
 
     def __init__(
         self, gen: Generate, reply: DeferredReply, requester: ActorRef | None, now: float

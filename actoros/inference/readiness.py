@@ -135,4 +135,3 @@ class EngineReadiness:
 
     def close(self) -> None:
         self._unsubscribe()
-

@@ -371,8 +371,7 @@ async def journaled_results(path: str | Path, tasks: Iterable[Task]) -> list[Tas
     def read(conn: sqlite3.Connection) -> dict[str, TaskResult]:
         found = {}
         for task_id, status, result, error, digest in conn.execute(
-            "SELECT id, status, result, error, digest FROM tasks"
-            " WHERE status IN ('done', 'failed')"
+            "SELECT id, status, result, error, digest FROM tasks WHERE status IN ('done', 'failed')"
         ):
             if wanted.get(task_id) == digest:
                 found[task_id] = _stored_result(task_id, status, result, error)
@@ -474,10 +473,12 @@ class Scheduler(Actor):
         waiters, self._waiters = self._waiters, {}
         for task_id, replies in waiters.items():
             for reply in replies:
-                reply.fail(ActorStopped(
-                    f"the scheduler stopped before task {task_id} finished; submit it again "
-                    "with the same id to wait for it (the journal keeps it)"
-                ))  # fmt: skip
+                reply.fail(
+                    ActorStopped(
+                        f"the scheduler stopped before task {task_id} finished; submit it again "
+                        "with the same id to wait for it (the journal keeps it)"
+                    )
+                )
         await self._db.close()
 
     def receive(self, message: Any, ctx: Context) -> Any:
@@ -586,10 +587,12 @@ class Scheduler(Actor):
         assert task_id is not None
         log.info("scheduler.task_replaced", task=task_id, was=self._status.get(task_id))
         for reply in self._waiters.pop(task_id, ()):
-            reply.fail(ActorStopped(
-                f"task {task_id} was replaced by a submit of the same id that asks something "
-                "else; its earlier version will not finish"
-            ))  # fmt: skip
+            reply.fail(
+                ActorStopped(
+                    f"task {task_id} was replaced by a submit of the same id that asks something "
+                    "else; its earlier version will not finish"
+                )
+            )
         self._notify.pop(task_id, None)
         self._held.pop(task_id, None)
         self._queued.pop(task_id, None)  # a queued old version is skipped (see _dispatch)
@@ -656,10 +659,12 @@ class Scheduler(Actor):
                 self._free(worker)
                 return
             for reply in self._waiters.pop(task_id, ()):
-                reply.fail(ActorStopped(
-                    f"task {task_id} was interrupted before it finished ({reason}); the journal "
-                    "keeps it queued, and the next start runs it"
-                ))  # fmt: skip
+                reply.fail(
+                    ActorStopped(
+                        f"task {task_id} was interrupted before it finished ({reason}); "
+                        "the journal keeps it queued, and the next start runs it"
+                    )
+                )
             self._notify.pop(task_id, None)
             self._free(worker)
 

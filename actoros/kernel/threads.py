@@ -462,9 +462,7 @@ _INFO = (
 
 
 def _as_info(r: tuple[Any, ...]) -> ThreadInfo:
-    return ThreadInfo(
-        id=r[0], title=r[1], created=r[2], updated=r[3], owner=r[4], messages=r[5]
-    )
+    return ThreadInfo(id=r[0], title=r[1], created=r[2], updated=r[3], owner=r[4], messages=r[5])
 
 
 def _info(conn: sqlite3.Connection, thread_id: str) -> ThreadInfo:

@@ -22,11 +22,11 @@ import structlog
 import yaml
 
 import actoros
+from actoros.app import start_system
 from actoros.config import parse_config
 from actoros.gateway import GatewayAddress
 from actoros.inference.actor import stream
 from actoros.inference.messages import ChatMessage, Generate
-from actoros.app import start_system
 
 log = structlog.get_logger("benchmarks.gateway_chunk_cost")
 
@@ -45,10 +45,18 @@ async def main(tokens: int, streams: int) -> None:
         inference = system.service("inference")
         assert gateway is not None and inference is not None
         url = await gateway.ask(GatewayAddress())
-        gen = Generate(messages=(ChatMessage("user", "hi"),), max_tokens=tokens,
-                       ignore_eos=True, stream=True)  # fmt: skip
-        body = json.dumps({"model": "fake", "messages": [{"role": "user", "content": "hi"}],
-                           "max_tokens": tokens, "ignore_eos": True, "stream": True})  # fmt: skip
+        gen = Generate(
+            messages=(ChatMessage("user", "hi"),), max_tokens=tokens, ignore_eos=True, stream=True
+        )
+        body = json.dumps(
+            {
+                "model": "fake",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": tokens,
+                "ignore_eos": True,
+                "stream": True,
+            }
+        )
         async for _ in stream(inference, gen, timeout=60):  # warm-up
             pass
 
@@ -70,15 +78,20 @@ async def main(tokens: int, streams: int) -> None:
                     "-d",
                     body,
                     stdout=asyncio.subprocess.PIPE,
-                )  # fmt: skip
+                )
                 for _ in range(streams)
             ]
             outputs = await asyncio.gather(*(c.communicate() for c in curls))
             chunks = sum(out.count(b"data: ") for out, _ in outputs)
             gateway_us = 1e6 * (time.process_time() - cpu) / chunks
-            log.warning("chunk_cost", repeat=repeat, streams=streams, tokens=tokens,
-                        actor_us_per_token=round(actor_us, 1),
-                        gateway_us_per_chunk=round(gateway_us, 1))  # fmt: skip
+            log.warning(
+                "chunk_cost",
+                repeat=repeat,
+                streams=streams,
+                tokens=tokens,
+                actor_us_per_token=round(actor_us, 1),
+                gateway_us_per_chunk=round(gateway_us, 1),
+            )
     finally:
         await system.shutdown()
 

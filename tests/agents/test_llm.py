@@ -69,9 +69,12 @@ async def test_a_plain_answer_is_the_reply_and_the_turn_is_recorded(kernel: Kern
     ref = await kernel.spawn(llm())
     reply = await ref.ask(UserMessage(text="Capital of France?"))
     assert reply == AgentReply(
-        agent="assistant", text="Paris.", thread_id=reply.thread_id,
-        prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-    )  # fmt: skip
+        agent="assistant",
+        text="Paris.",
+        thread_id=reply.thread_id,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+    )
     assert reply.thread_id is not None
     assert await kernel.thread(reply.thread_id) == [
         ("user", "Capital of France?"),
@@ -276,9 +279,7 @@ async def test_a_step_the_engine_died_under_is_asked_again_once_the_engine_is_ba
 
     DiesOnce.incarnations = 0
     async with test_system(real_time=True) as system:
-        inference = await system.spawn(
-            InferenceActor, lambda: DiesOnce(["Paris."]), log_every=None
-        )
+        inference = await system.spawn(InferenceActor, lambda: DiesOnce(["Paris."]), log_every=None)
         threads = await system.spawn(ThreadStore, no_summary)
         tools = await system.spawn(ToolService, ToolRegistry.with_builtins())
         kernel = Kernel(system, ScriptedEngine([]), inference, threads, tools, {})
@@ -292,8 +293,9 @@ async def test_a_step_the_engine_died_under_is_asked_again_once_the_engine_is_ba
         (info,) = [i for i in system.snapshot() if i.path == inference.path]
         assert info.restarts == 1 and DiesOnce.incarnations == 2  # the engine was replaced
         assert await kernel.thread(reply.thread_id) == [
-            ("user", "Capital of France?"), ("assistant", "Paris."),
-        ]  # fmt: skip
+            ("user", "Capital of France?"),
+            ("assistant", "Paris."),
+        ]
 
 
 async def test_turns_of_one_thread_run_one_after_another_and_leave_no_lock(

@@ -137,9 +137,12 @@ async def test_deltas_arrive_while_the_model_still_generates(kernel: Kernel) -> 
     deltas, reply = await collect(stream)
     assert deltas == [" is", " Paris."]
     assert reply == AgentReply(
-        agent="assistant", text="The capital is Paris.", thread_id=reply.thread_id,
-        prompt_tokens=reply.prompt_tokens, completion_tokens=4,
-    )  # fmt: skip
+        agent="assistant",
+        text="The capital is Paris.",
+        thread_id=reply.thread_id,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=4,
+    )
     assert kernel.engine.requests[0].stream is True
     assert await kernel.thread(reply.thread_id) == [
         ("user", "Capital of France?"),

@@ -87,8 +87,12 @@ def test_cli_refuses_an_out_that_is_a_file(
 async def test_rule_workload_calls_the_calculator_through_the_tool_service() -> None:
     async with ActorSystem("test-bench-agents") as system:
         refs = await spawn_rule_agents(system, agents=4, groups=2)
-        assert [r.path for r in refs] == ["/rules-0/rule-0", "/rules-0/rule-1",
-                                          "/rules-1/rule-2", "/rules-1/rule-3"]  # fmt: skip
+        assert [r.path for r in refs] == [
+            "/rules-0/rule-0",
+            "/rules-0/rule-1",
+            "/rules-1/rule-2",
+            "/rules-1/rule-3",
+        ]
 
         calc = await refs[0].ask(rule_task(0))  # "(0 + 7) * 3 / 2"
         reply = await refs[1].ask(rule_task(1))

@@ -59,8 +59,14 @@ def line(task_id: str, **fields: Any) -> dict[str, Any]:
 
 def journal_row(task: Task, status: str, attempts: int, **extra: Any) -> dict[str, Any]:
     payload = msgspec.json.encode({"agent": "router", "input": task.input}).decode()
-    return {"id": f"workload:{task.id}", "kind": "workload", "payload": payload,
-            "status": status, "attempts": attempts, **extra}  # fmt: skip
+    return {
+        "id": f"workload:{task.id}",
+        "kind": "workload",
+        "payload": payload,
+        "status": status,
+        "attempts": attempts,
+        **extra,
+    }
 
 
 # -- lost ---------------------------------------------------------------------------------------
@@ -231,17 +237,31 @@ def test_fault_moments_are_seeded_one_per_slice_of_most_of_the_answering_span() 
 
 def repeat(**fields: Any) -> Repeat:
     base: dict[str, Any] = dict(
-        landed=True, exit_codes=[130, 0], lost=[], wrong=[], run_twice=[], in_window=[],
-        unwritten=[], journal=True, completed=True, recovered=True, recovery_s=1.0,
-    )  # fmt: skip
+        landed=True,
+        exit_codes=[130, 0],
+        lost=[],
+        wrong=[],
+        run_twice=[],
+        in_window=[],
+        unwritten=[],
+        journal=True,
+        completed=True,
+        recovered=True,
+        recovery_s=1.0,
+    )
     return Repeat(**{**base, **fields})
 
 
 def test_a_row_sums_its_repeats_and_the_table_shows_a_missed_target() -> None:
-    f = row("sigterm", "SIGTERM", 3, [
-        repeat(lost=["t2"], recovered=False, recovery_s=2.0),
-        repeat(run_twice=["t1", "t3"], in_window=["t1"]),
-    ])  # fmt: skip
+    f = row(
+        "sigterm",
+        "SIGTERM",
+        3,
+        [
+            repeat(lost=["t2"], recovered=False, recovery_s=2.0),
+            repeat(run_twice=["t1", "t3"], in_window=["t1"]),
+        ],
+    )
 
     assert (f.runs, f.lost, f.run_twice, f.in_window, f.outside_window) == (2, 1, 2, 1, 1)
     assert (f.recovered, f.unrecovered, f.recovery_p50_s, f.recovery_max_s) == (1, 1, 1.5, 2.0)

@@ -78,10 +78,17 @@ def test_judge_and_goal_say_pass_miss_or_not_measured() -> None:
 
     assert passed == {"ask_ratio": False, "tell_ratio": None}
     result = Result(
-        benchmark="test", version="0", python="3.11", loop="uvloop", machine=Machine.current(),
-        timestamp="2025-01-01T00:00:00+00:00", quick=True, metrics=metrics, targets=targets,
+        benchmark="test",
+        version="0",
+        python="3.11",
+        loop="uvloop",
+        machine=Machine.current(),
+        timestamp="2025-01-01T00:00:00+00:00",
+        quick=True,
+        metrics=metrics,
+        targets=targets,
         passed=passed,
-    )  # fmt: skip
+    )
     assert goal(result, "ask_ratio", ".2f") == (">= 0.80", "miss")
     assert goal(result, "tell_ratio", ".2f") == (">= 0.70", "n/a")
     assert goal(result, "no_target", ".2f") == ("", "")

@@ -37,25 +37,39 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def workload(series: tuple[str, ...] = ("raw_stream", "actor_stream")) -> Workload:
     return Workload(
-        concurrency=LEVELS, series=series, waves=2, min_requests=4,
-        prompt="Write a story.", output_tokens=8,
-    )  # fmt: skip
+        concurrency=LEVELS,
+        series=series,
+        waves=2,
+        min_requests=4,
+        prompt="Write a story.",
+        output_tokens=8,
+    )
 
 
 def result(metrics: dict[str, float], workloads: dict[str, Workload]) -> GatewayResult:
     targets = ratio_targets(LEVELS)
     info = {
-        e: EngineInfo(kind=e, model=e, agent="assistant", version="", settings={},
-                      start_seconds=1.0)
+        e: EngineInfo(
+            kind=e, model=e, agent="assistant", version="", settings={}, start_seconds=1.0
+        )
         for e in workloads
-    }  # fmt: skip
+    }
     return GatewayResult(
-        version="0", python="3.11", loop="uvloop", machine=Machine.current(),
-        timestamp="2025-01-01T00:00:00+00:00", quick=False, repeats=3,
-        client={"library": "openai (AsyncOpenAI)", "openai": "1"}, engines=info,
-        workloads=workloads, metrics=metrics, targets=targets,
-        passed={k: t.met(metrics.get(k, math.nan)) for k, t in targets.items()}, raw={},
-    )  # fmt: skip
+        version="0",
+        python="3.11",
+        loop="uvloop",
+        machine=Machine.current(),
+        timestamp="2025-01-01T00:00:00+00:00",
+        quick=False,
+        repeats=3,
+        client={"library": "openai (AsyncOpenAI)", "openai": "1"},
+        engines=info,
+        workloads=workloads,
+        metrics=metrics,
+        targets=targets,
+        passed={k: t.met(metrics.get(k, math.nan)) for k, t in targets.items()},
+        raw={},
+    )
 
 
 # -- statistics and targets --------------------------------------------------------------------
@@ -94,8 +108,12 @@ def test_the_ratio_target_applies_at_each_level_and_to_the_median() -> None:
 
 def test_token_notes_check_equal_prompts_and_answers_that_reach_max_tokens() -> None:
     w = workload()
-    full = {f"vllm_{s}_{t}_c{c}": 8.0 for s in w.series for c in LEVELS
-            for t in ("prompt_tokens", "output_tokens")}  # fmt: skip
+    full = {
+        f"vllm_{s}_{t}_c{c}": 8.0
+        for s in w.series
+        for c in LEVELS
+        for t in ("prompt_tokens", "output_tokens")
+    }
     short = {**full, "vllm_raw_stream_output_tokens_c4": 6.5, "vllm_raw_stream_prompt_tokens_c1": 9}
 
     same, reached = gateway._token_notes(full, {"vllm": w})
@@ -113,10 +131,14 @@ def test_token_notes_check_equal_prompts_and_answers_that_reach_max_tokens() -> 
 
 def test_markdown_reports_pass_or_miss_per_level_and_the_median(tmp_path: Path) -> None:
     metrics = {
-        ratio_key("vllm", 1): 0.99, ratio_key("vllm", 4): 0.90, ratio_key("vllm"): 0.945,
-        "vllm_raw_stream_tok_per_s_c1": 30.0, "vllm_actor_stream_tok_per_s_c1": 30.3,
-        "vllm_raw_stream_req_per_s_c4": 1.5, "vllm_raw_stream_e2el_ms_p99_c4": 2500.0,
-    }  # fmt: skip
+        ratio_key("vllm", 1): 0.99,
+        ratio_key("vllm", 4): 0.90,
+        ratio_key("vllm"): 0.945,
+        "vllm_raw_stream_tok_per_s_c1": 30.0,
+        "vllm_actor_stream_tok_per_s_c1": 30.3,
+        "vllm_raw_stream_req_per_s_c4": 1.5,
+        "vllm_raw_stream_e2el_ms_p99_c4": 2500.0,
+    }
     res = result(metrics, {"vllm": workload()})
 
     table = markdown(res)
@@ -234,8 +256,7 @@ def test_smollm2_gateway_and_actor_alone_side_by_side(tmp_path: Path) -> None:
     if vllm_missing(None) is not None:
         pytest.skip(vllm_missing(None) or "")
 
-    assert gateway.main(quick=False, out=tmp_path, engine="vllm", repeats=1,
-                        concurrency=(4,)) == 0  # fmt: skip
+    assert gateway.main(quick=False, out=tmp_path, engine="vllm", repeats=1, concurrency=(4,)) == 0
 
     res = msgspec.json.decode((tmp_path / "gateway.json").read_bytes(), type=GatewayResult)
     assert list(res.engines) == ["vllm"] and res.engines["vllm"].version

@@ -370,11 +370,12 @@ def semantic_cases(w: _Writer) -> Iterator[Case]:
     yield w.text(
         "semantic",
         "ungrouped-agents-beside-a-group-named-agents",
-        BASE.replace("name: all", "name: agents").replace("children: [router, helper]",
-                                                          "children: [router]"),
+        BASE.replace("name: all", "name: agents").replace(
+            "children: [router, helper]", "children: [router]"
+        ),
         lines=1,
         mention="helper",
-    )  # fmt: skip
+    )
     yield w.text(
         "semantic",
         "missing-user-tool-module",
@@ -484,10 +485,18 @@ YAML_ODDITIES = {
 
 def yaml_cases(w: _Writer) -> Iterator[Case]:
     fine = {
-        "empty-documents", "deep-but-fine", "merge-key", "directive", "section-is-null",
-        "unicode-agent-name", "merge-into-agents", "anchor-on-section", "binary", "null-key",
+        "empty-documents",
+        "deep-but-fine",
+        "merge-key",
+        "directive",
+        "section-is-null",
+        "unicode-agent-name",
+        "merge-into-agents",
+        "anchor-on-section",
+        "binary",
+        "null-key",
         "lone-cr",
-    }  # fmt: skip
+    }
     for name, text in YAML_ODDITIES.items():
         yield w.text("yaml", name, text, expect="any" if name in fine else "invalid")
 
@@ -538,9 +547,32 @@ def workload_cases(w: _Writer, *, huge_bytes: int, sparse: bool) -> Iterator[Cas
 # -- mutations of the example configs --------------------------------------------------------
 
 SPLICES = [
-    b":", b"-", b" ", b"\n", b"\t", b"[", b"]", b"{", b"}", b"&a ", b"*a", b"!!", b"'", b'"', b"#",
-    b"\x00", b"\xff", b"\xc3", b"%", b"@", b"`", b"|", b">", b"? ", b"<<: ",
-]  # fmt: skip
+    b":",
+    b"-",
+    b" ",
+    b"\n",
+    b"\t",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"&a ",
+    b"*a",
+    b"!!",
+    b"'",
+    b'"',
+    b"#",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"%",
+    b"@",
+    b"`",
+    b"|",
+    b">",
+    b"? ",
+    b"<<: ",
+]
 
 
 def _examples(w: _Writer) -> list[tuple[str, bytes]]:
@@ -578,18 +610,61 @@ def _confuse(data: Any, rng: random.Random) -> Any:
 
 
 ODD_SCALARS = [
-    "2024-13-45", "2024-01-01 25:61:61", "!!bool maybe", "!!float abc", "!!int 0b102", ".NaN",
-    "-.inf", "0x" + "f" * 300, "9" * 5000, "1e400", "0o8", "1_2_3", "12:30:45", "~", "*nowhere",
-    "&a x", "!!binary x", "!custom x", "'unterminated", '"\\q"', "|", ">", "[", "{", "? x", "- x",
-    "=", "<<", "!!python/object:os.system x", "!!timestamp yesterday", "!!null x", "!!str",
-]  # fmt: skip
+    "2024-13-45",
+    "2024-01-01 25:61:61",
+    "!!bool maybe",
+    "!!float abc",
+    "!!int 0b102",
+    ".NaN",
+    "-.inf",
+    "0x" + "f" * 300,
+    "9" * 5000,
+    "1e400",
+    "0o8",
+    "1_2_3",
+    "12:30:45",
+    "~",
+    "*nowhere",
+    "&a x",
+    "!!binary x",
+    "!custom x",
+    "'unterminated",
+    '"\\q"',
+    "|",
+    ">",
+    "[",
+    "{",
+    "? x",
+    "- x",
+    "=",
+    "<<",
+    "!!python/object:os.system x",
+    "!!timestamp yesterday",
+    "!!null x",
+    "!!str",
+]
 
 REPLACEMENTS: list[Callable[[], Any]] = [
-    lambda: None, lambda: True, lambda: 0, lambda: -1, lambda: 10**30, lambda: 1e308 * 10,
-    lambda: math.nan, lambda: "", lambda: "x" * 10_000, lambda: "名前", lambda: [], lambda: {},
-    lambda: [[[[[]]]]], lambda: {"a": {"b": {"c": 1}}}, lambda: "module:function",
-    lambda: "*", lambda: ["*"], lambda: [None], lambda: 3.5,
-]  # fmt: skip
+    lambda: None,
+    lambda: True,
+    lambda: 0,
+    lambda: -1,
+    lambda: 10**30,
+    lambda: 1e308 * 10,
+    lambda: math.nan,
+    lambda: "",
+    lambda: "x" * 10_000,
+    lambda: "名前",
+    lambda: [],
+    lambda: {},
+    lambda: [[[[[]]]]],
+    lambda: {"a": {"b": {"c": 1}}},
+    lambda: "module:function",
+    lambda: "*",
+    lambda: ["*"],
+    lambda: [None],
+    lambda: 3.5,
+]
 
 
 def mutation_cases(w: _Writer, rng: random.Random, count: int) -> Iterator[Case]:

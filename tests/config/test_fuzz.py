@@ -90,8 +90,13 @@ def test_every_malformed_file_is_answered_in_clean_lines(
 
 def test_every_numeric_field_is_fuzzed(cases: list[Case]) -> None:
     fields = {case.mention for case in cases if case.kind == "value"} - {None}
-    assert {"workload.concurrency", "services.scheduler.workers", "workload.timeout",
-            "agents[0].temperature", "agents[0].max_tokens"} <= fields  # fmt: skip
+    assert {
+        "workload.concurrency",
+        "services.scheduler.workers",
+        "workload.timeout",
+        "agents[0].temperature",
+        "agents[0].max_tokens",
+    } <= fields
 
 
 @pytest.mark.parametrize("name", ["bomb/billion-laughs", "file/fifo", "encoding/latin-1"])
@@ -116,11 +121,43 @@ def test_the_worst_cases_are_clean_as_a_user_runs_them(name: str, cases: list[Ca
 
 KEYS = sorted(
     {key for key in yaml.safe_load(BASE)}
-    | {"system", "services", "gateway", "topics", "name", "kind", "rules", "forward", "match",
-       "contains", "reply", "tool", "args", "submit", "tools", "permissions", "agents", "children",
-       "state_dir", "workers", "concurrency", "timeout", "file", "input", "priority", "user",
-       "scheduler", "threads", "engine", "port", "tokens", "backoff", "mailbox", "<<"}
-)  # fmt: skip
+    | {
+        "system",
+        "services",
+        "gateway",
+        "topics",
+        "name",
+        "kind",
+        "rules",
+        "forward",
+        "match",
+        "contains",
+        "reply",
+        "tool",
+        "args",
+        "submit",
+        "tools",
+        "permissions",
+        "agents",
+        "children",
+        "state_dir",
+        "workers",
+        "concurrency",
+        "timeout",
+        "file",
+        "input",
+        "priority",
+        "user",
+        "scheduler",
+        "threads",
+        "engine",
+        "port",
+        "tokens",
+        "backoff",
+        "mailbox",
+        "<<",
+    }
+)
 
 SCALARS = st.one_of(
     st.none(),

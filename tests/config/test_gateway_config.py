@@ -57,12 +57,16 @@ def test_a_full_gateway_section_decodes() -> None:
         )
     )
     assert config.gateway == GatewayConfig(
-        host="0.0.0.0", port=0, allow_raw_model=True, max_concurrent=4, request_timeout=2.5,
+        host="0.0.0.0",
+        port=0,
+        allow_raw_model=True,
+        max_concurrent=4,
+        request_timeout=2.5,
         tokens=(
             GatewayToken(name="ops", token="s3cret"),
             GatewayToken(name="shop", token_env="SHOP_TOKEN", agents=("echo",)),
         ),
-    )  # fmt: skip
+    )
     assert config.gateway.tokens[0].agents == ("*",)
 
 
@@ -166,8 +170,10 @@ def test_actoros_validate_reports_gateway_problems(tmp_path: Path) -> None:
     )  # no tokens on every interface
     done = subprocess.run(
         [sys.executable, "-m", "actoros", "validate", str(path)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"{path}:6: gateway.host: without tokens the gateway listens on 127.0.0.1 only (host is "

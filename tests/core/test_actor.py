@@ -49,7 +49,6 @@ class Hooked(Actor):
         return self.handled
 
 
-
 async def test_spawn_returns_after_on_start_finished(system: ActorSystem) -> None:
     journal = Journal()
     with capture_events(system, LifecycleEvent) as events:
@@ -72,8 +71,6 @@ async def test_spawn_raises_what_on_start_raised_and_leaves_nothing_behind(
     # the name is free again
     ref = await system.spawn(Hooked, Journal(), name="fails")
     assert await ref.ask("x") == 1
-
-
 
 
 async def test_on_stop_runs_once_when_stopped(system: ActorSystem) -> None:
@@ -137,8 +134,6 @@ async def test_failing_receive_raises_to_asker_and_restart_resets_state(
     assert journal.entries == [("start", "/h"), ("stop", "/h"), ("start", "/h")]
 
 
-
-
 async def test_default_receive_publishes_unhandled_messages_as_dead_letters(
     system: ActorSystem,
 ) -> None:
@@ -151,4 +146,3 @@ async def test_default_receive_publishes_unhandled_messages_as_dead_letters(
     assert len(dead) == 1
     assert dead[0].message == "hello?" and dead[0].recipient is ref
     assert "unhandled" in dead[0].reason
-

@@ -755,8 +755,7 @@ async def test_the_root_strategy_applies_to_top_level_actors() -> None:
             with pytest.raises(Boom):
                 await refs["b"].ask("crash")
             await events.wait_for(LifecycleEvent("/c", "restarted", None))
-        assert journal.since(mark) == [("stop", "b"), ("stop", "c"), ("start", "b"),
-                                       ("start", "c")]  # fmt: skip
+        assert journal.since(mark) == [("stop", "b"), ("stop", "c"), ("start", "b"), ("start", "c")]
         assert journal.starts("a") == 1
         assert system.failure is None
 

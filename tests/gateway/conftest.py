@@ -81,10 +81,14 @@ BASE: dict[str, Any] = {
         {"name": "echo", "kind": "rule", "rules": [{"reply": "echo: {text}"}]},
         {"name": "hold", "kind": "rule", "tools": ["hold"], "rules": [{"tool": "hold"}]},
         {"name": "faq", "kind": "llm", "max_tokens": 32, "max_steps": 1},
-        {"name": "router", "kind": "rule", "permissions": {"agents": ["faq"], "inference": False},
-         "rules": [{"forward": "faq"}]},
+        {
+            "name": "router",
+            "kind": "rule",
+            "permissions": {"agents": ["faq"], "inference": False},
+            "rules": [{"forward": "faq"}],
+        },
     ],
-}  # fmt: skip
+}
 
 
 class RunningGateway:

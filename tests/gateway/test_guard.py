@@ -45,29 +45,56 @@ async def assert_serving(gateway: RunningGateway) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["localhost", "localhost:8000", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:8000", "127.1.2.3:80",
-     "[::1]", "[::1]:8000"],
-)  # fmt: skip
+    [
+        "localhost",
+        "localhost:8000",
+        "LOCALHOST:1",
+        "127.0.0.1",
+        "127.0.0.1:8000",
+        "127.1.2.3:80",
+        "[::1]",
+        "[::1]:8000",
+    ],
+)
 def test_loopback_host_names(host: str) -> None:
     assert is_loopback_host(host)
 
 
 @pytest.mark.parametrize(
     "host",
-    ["", "evil.example.com", "evil.example.com:8000", "127.0.0.1.evil.example.com",
-     "localhost.evil.example.com", "0.0.0.0:8000", "192.168.1.10:8000", "[::]:8000",
-     "127.0.0.1:port", "user@127.0.0.1", "127.0.0.1/path", "[::1", "::1"],
-)  # fmt: skip
+    [
+        "",
+        "evil.example.com",
+        "evil.example.com:8000",
+        "127.0.0.1.evil.example.com",
+        "localhost.evil.example.com",
+        "0.0.0.0:8000",
+        "192.168.1.10:8000",
+        "[::]:8000",
+        "127.0.0.1:port",
+        "user@127.0.0.1",
+        "127.0.0.1/path",
+        "[::1",
+        "::1",
+    ],
+)
 def test_other_host_names(host: str) -> None:
     assert not is_loopback_host(host)
 
 
 @pytest.mark.parametrize(
     ("origin", "loopback"),
-    [("http://localhost:5173", True), ("http://127.0.0.1:8000", True), ("https://[::1]", True),
-     ("http://evil.example.com", False), ("https://localhost.evil.example.com", False),
-     ("null", False), ("file://", False), ("http://localhost:x", False)],
-)  # fmt: skip
+    [
+        ("http://localhost:5173", True),
+        ("http://127.0.0.1:8000", True),
+        ("https://[::1]", True),
+        ("http://evil.example.com", False),
+        ("https://localhost.evil.example.com", False),
+        ("null", False),
+        ("file://", False),
+        ("http://localhost:x", False),
+    ],
+)
 def test_loopback_origins(origin: str, loopback: bool) -> None:
     assert is_loopback_origin(origin) is loopback
 
@@ -153,9 +180,15 @@ async def test_with_tokens_host_and_origin_are_left_to_the_token(tmp_path: Path)
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
-     "multipart/form-data; boundary=x", "application/jsonp"],
-)  # fmt: skip
+    [
+        None,
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonp",
+    ],
+)
 @pytest.mark.parametrize("tokens", [False, True], ids=["no-tokens", "tokens"])
 async def test_a_post_body_that_is_not_declared_json_is_415(
     tmp_path: Path, content_type: str | None, tokens: bool

@@ -98,8 +98,9 @@ async def own_gateway(running: RunningGateway, **options: Any) -> tuple[LiveFeed
     def app(host: Any) -> Starlette:
         return Starlette(routes=live.routes(host, feed=feed))
 
-    ref = await running.system.actors.spawn(GatewayActor, running.system, app_factory=app,
-                                            name="live-test")  # fmt: skip
+    ref = await running.system.actors.spawn(
+        GatewayActor, running.system, app_factory=app, name="live-test"
+    )
     return feed, str(await ref.ask(GatewayAddress())), ref
 
 
@@ -131,8 +132,18 @@ async def test_api_tree_lists_every_actor_with_the_system_and_the_inference_numb
     for row in frame["actors"]:
         info = snapshot[row["path"]]
         assert (row["kind"], row["state"], row["parent"]) == (info.kind, info.state, info.parent)
-        assert set(row) == {"type", "path", "parent", "name", "kind", "state", "restarts",
-                            "mailbox", "processed", "children"}  # fmt: skip
+        assert set(row) == {
+            "type",
+            "path",
+            "parent",
+            "name",
+            "kind",
+            "state",
+            "restarts",
+            "mailbox",
+            "processed",
+            "children",
+        }
         assert row["type"] == "ActorInfo"
     faq = next(row for row in frame["actors"] if row["path"] == "/agents/faq")
     assert faq["kind"] == "LLMAgent" and faq["processed"] >= 1
@@ -198,9 +209,17 @@ async def test_a_frame_decodes_into_the_structs_it_was_encoded_from(
 
 def info(path: str, *, restarts: int = 0, mailbox: int = 0, processed: int = 1) -> ActorInfo:
     parent, _, name = path.rpartition("/")
-    return ActorInfo(path=path, parent=parent or None, name=name, kind="K", state="running",
-                     restarts=restarts, mailbox=mailbox, processed=processed,
-                     children=0)  # fmt: skip
+    return ActorInfo(
+        path=path,
+        parent=parent or None,
+        name=name,
+        kind="K",
+        state="running",
+        restarts=restarts,
+        mailbox=mailbox,
+        processed=processed,
+        children=0,
+    )
 
 
 def test_cap_tree_keeps_a_small_tree_as_it_is() -> None:

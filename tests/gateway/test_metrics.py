@@ -259,9 +259,11 @@ async def test_a_supervisor_that_gives_up_counts_an_escalation(
 async def test_an_actor_between_incarnations_keeps_its_kind(host: System, scrape: Scraper) -> None:
     # a long backoff holds the crashed child between incarnations while we scrape
     spec = SupervisorSpec(
-        max_restarts=5, within=60.0, backoff=Backoff(min=60.0, max=60.0),
+        max_restarts=5,
+        within=60.0,
+        backoff=Backoff(min=60.0, max=60.0),
         children=[ChildSpec("worker", make_echo)],
-    )  # fmt: skip
+    )
     await host.actors.spawn_supervisor(spec, name="slow")
     worker = host.actors.lookup("/slow/worker")
     assert worker is not None
@@ -498,9 +500,15 @@ async def test_a_closed_or_dropped_collector_stops_listening_to_events(host: Sys
     MetricsCollector(host)  # dropped at once, as an app of a restarted gateway would be
     gc.collect()
     done = InferenceRequestDone(
-        request_id="r", requester=None, prompt_tokens=1, completion_tokens=1,
-        queued=0.0, ttft=0.0, total=0.0, finish_reason="stop",
-    )  # fmt: skip
+        request_id="r",
+        requester=None,
+        prompt_tokens=1,
+        completion_tokens=1,
+        queued=0.0,
+        ttft=0.0,
+        total=0.0,
+        finish_reason="stop",
+    )
     events.publish(done)  # the orphaned subscription notices and leaves
     assert not events.wants(InferenceRequestDone)
 

@@ -44,8 +44,12 @@ async def test_a_token_from_the_config_reaches_every_agent_and_the_model(
     async with start_gateway(tmp_path, gateway=TOKENS) as gateway:
         ops = gateway.client(api_key="ops-secret-token")
         assert [m.id for m in (await ops.models.list()).data] == [
-            "echo", "hold", "faq", "router", "fake",
-        ]  # fmt: skip
+            "echo",
+            "hold",
+            "faq",
+            "router",
+            "fake",
+        ]
         for model in ("echo", "faq", "fake"):
             completion = await ops.chat.completions.create(model=model, messages=USER)
             assert completion.choices[0].message.content

@@ -177,9 +177,13 @@ async def test_a_raw_stream_is_the_openai_wire_format(gateway: RunningGateway) -
     assert {c["model"] for c in chunks} == {"fake"}
     first, *middle, last = chunks
     assert first["choices"] == [
-        {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-         "finish_reason": None}
-    ]  # fmt: skip
+        {
+            "index": 0,
+            "delta": {"role": "assistant", "content": ""},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+    ]
     assert middle and all(c["choices"][0]["finish_reason"] is None for c in middle)
     assert all(set(c["choices"][0]["delta"]) == {"content"} for c in middle)
     assert last["choices"] == [
@@ -198,9 +202,13 @@ async def test_a_raw_stream_with_include_usage_ends_with_a_usage_chunk(
 ) -> None:
     client = gateway.client()
     stream = await client.chat.completions.create(
-        model="fake", messages=USER, max_tokens=4, seed=5, stream=True,
+        model="fake",
+        messages=USER,
+        max_tokens=4,
+        seed=5,
+        stream=True,
         stream_options={"include_usage": True},
-    )  # fmt: skip
+    )
     chunks = [chunk async for chunk in stream]
     *rest, usage_chunk = chunks
     assert usage_chunk.choices == []

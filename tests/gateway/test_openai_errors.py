@@ -53,29 +53,54 @@ def body(error: openai.APIStatusError) -> dict[str, Any]:
         ({"model": "echo", "messages": []}, "messages", None, "must not be empty"),
         ({"model": "echo", "messages": USER, "n": 2}, "n", "unsupported_parameter", "n=1"),
         (
-            {"model": "echo", "messages": USER,
-             "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-            "tools", "unsupported_parameter", "not supported",
+            {
+                "model": "echo",
+                "messages": USER,
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            },
+            "tools",
+            "unsupported_parameter",
+            "not supported",
         ),
         ({"model": "fake", "messages": USER, "temperature": 3}, "temperature", None, "between"),
         ({"model": "fake", "messages": USER, "max_tokens": 0}, "max_tokens", None, "at least 1"),
         (
-            {"model": "echo", "messages": [{"role": "user", "content": "q"},
-                                           {"role": "assistant", "content": "a"}]},
-            "messages[1].role", None, "last message must be the user's",
+            {
+                "model": "echo",
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                ],
+            },
+            "messages[1].role",
+            None,
+            "last message must be the user's",
         ),
         (
             {"model": "fake", "messages": [{"role": "wizard", "content": "q"}]},
-            "messages[0].role", None, "unsupported role",
+            "messages[0].role",
+            None,
+            "unsupported role",
         ),
         (
-            {"model": "fake", "messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]},
-            "messages[0].content[0]", "unsupported_parameter", "only text",
+            {
+                "model": "fake",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}],
+                    }
+                ],
+            },
+            "messages[0].content[0]",
+            "unsupported_parameter",
+            "only text",
         ),
         (
             {"model": "fake", "messages": USER, "max_tokens": 5000},
-            "messages", "context_length_exceeded", "context is 4096 tokens",
+            "messages",
+            "context_length_exceeded",
+            "context is 4096 tokens",
         ),
         # integers past what an engine takes: a 400 here, not an engine's 500 (issue 9)
         ({"model": "fake", "messages": USER, "seed": 2**70}, "seed", None, "from -9223372"),
@@ -84,18 +109,38 @@ def body(error: openai.APIStatusError) -> dict[str, Any]:
         ({"model": "fake", "messages": USER, "max_tokens": 2**70}, "max_tokens", None, "at most"),
         (
             {"model": "fake", "messages": USER, "max_completion_tokens": 2**31},
-            "max_completion_tokens", None, "at most 2147483647",
+            "max_completion_tokens",
+            None,
+            "at most 2147483647",
         ),
         ({"model": "fake", "messages": USER, "n": 2**70}, "n", "unsupported_parameter", "n=1"),
         (
             {"model": "fake", "messages": USER, "logprobs": True, "top_logprobs": 2**70},
-            "logprobs", "unsupported_parameter", "not supported",
+            "logprobs",
+            "unsupported_parameter",
+            "not supported",
         ),
     ],
-    ids=["unknown-model", "no-messages", "n", "tools", "temperature", "max-tokens",
-         "last-not-user", "role", "image", "context", "seed-huge", "seed-below", "seed-agent",
-         "max-tokens-huge", "max-completion-tokens-huge", "n-huge", "top-logprobs-huge"],
-)  # fmt: skip
+    ids=[
+        "unknown-model",
+        "no-messages",
+        "n",
+        "tools",
+        "temperature",
+        "max-tokens",
+        "last-not-user",
+        "role",
+        "image",
+        "context",
+        "seed-huge",
+        "seed-below",
+        "seed-agent",
+        "max-tokens-huge",
+        "max-completion-tokens-huge",
+        "n-huge",
+        "top-logprobs-huge",
+    ],
+)
 async def test_bad_requests_are_400_naming_the_field(
     gateway: RunningGateway,
     request_fields: dict[str, Any],
@@ -200,9 +245,11 @@ async def test_an_agent_that_cannot_answer_is_422_with_its_reason(tmp_path: Path
     }
     async with start_gateway(tmp_path, agents=[*_base_agents(), picky]) as gateway:
         client = gateway.client()
-        assert (await client.chat.completions.create(
-            model="picky", messages=[{"role": "user", "content": "ping"}]
-        )).choices[0].message.content == "pong"  # fmt: skip
+        assert (
+            await client.chat.completions.create(
+                model="picky", messages=[{"role": "user", "content": "ping"}]
+            )
+        ).choices[0].message.content == "pong"
         with pytest.raises(openai.UnprocessableEntityError) as caught:
             await client.chat.completions.create(model="picky", messages=USER)
         error = body(caught.value)

@@ -51,9 +51,14 @@ async def test_the_gateway_listens_on_a_free_port_and_says_where(tmp_path: Path)
             assert int(address.rpartition(":")[2]) > 0
             listening = [e for e in logs if e["event"] == "gateway.listening"]
             assert listening == [
-                {"event": "gateway.listening", "actor": "/gateway", "address": address,
-                 "auth": False, "log_level": "info"}
-            ]  # fmt: skip
+                {
+                    "event": "gateway.listening",
+                    "actor": "/gateway",
+                    "address": address,
+                    "auth": False,
+                    "log_level": "info",
+                }
+            ]
             # the last top-level actor: after the kernel and the agent groups
             top = [i.path for i in gateway.system.actors.snapshot() if i.path.count("/") == 1]
             assert top == ["/kernel", "/agents", "/gateway"]
@@ -128,8 +133,10 @@ async def test_stopping_ends_an_open_stream_with_a_last_event(tmp_path: Path) ->
         await stopping
         assert caught.value.body == {
             "message": "the gateway is stopping; retry once it is back",
-            "type": "server_error", "param": None, "code": "unavailable",
-        }  # fmt: skip
+            "type": "server_error",
+            "param": None,
+            "code": "unavailable",
+        }
 
 
 async def test_run_system_serves_the_gateway_while_the_workload_runs(tmp_path: Path) -> None:
@@ -151,8 +158,9 @@ async def test_run_system_serves_the_gateway_while_the_workload_runs(tmp_path: P
         finally:
             gate.open()
         summary = await running
-    assert summary == RunSummary(tasks=1, ok=1, failed=0, seconds=summary.seconds,
-                                 output_tokens=summary.output_tokens)  # fmt: skip
+    assert summary == RunSummary(
+        tasks=1, ok=1, failed=0, seconds=summary.seconds, output_tokens=summary.output_tokens
+    )
     [line] = [json.loads(line) for line in out.getvalue().splitlines()]
     assert line["output"] == "released"
 
@@ -194,9 +202,13 @@ def _config_file(tmp_path: Path, **sections: object) -> Path:
 def _start(path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "actoros", "--log-format", "json", "run", str(path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=REPO,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=REPO,
+    )
 
 
 def _wait_for_event(proc: subprocess.Popen[str], event: str, timeout: float = 30) -> dict:  # type: ignore[type-arg]
@@ -246,8 +258,11 @@ def test_actoros_run_on_a_taken_port_exits_2_with_one_line(tmp_path: Path) -> No
         path = _config_file(tmp_path, gateway={"port": port})
         done = subprocess.run(
             [sys.executable, "-m", "actoros", "--log-level", "error", "run", str(path)],
-            capture_output=True, text=True, timeout=50, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=50,
+            stdin=subprocess.DEVNULL,
+        )
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
         f"{path}: gateway.port: port {port} is in use: set gateway.port (0 = any free port)"

@@ -207,8 +207,10 @@ async def test_engine_death_reports_every_waiting_and_running_request_as_failed(
 ) -> None:
     llm, built = await spawn_llm(rt_system, token_delay=0.01, max_in_flight=2)
     with capture_events(rt_system, InferenceRequestDone) as done:
-        streams = [await llm.ask(Generate(prompt="q", max_tokens=2000, ignore_eos=True,
-                                          stream=True)) for _ in range(2)]  # fmt: skip
+        streams = [
+            await llm.ask(Generate(prompt="q", max_tokens=2000, ignore_eos=True, stream=True))
+            for _ in range(2)
+        ]
         for running in streams:  # both run and have produced a token
             await running.__anext__()
         asks = [asyncio.create_task(llm.ask(ENDLESS)) for _ in range(2)]

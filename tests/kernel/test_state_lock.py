@@ -34,16 +34,20 @@ def test_a_second_lock_of_a_state_dir_is_refused_naming_the_holder(tmp_path: Pat
 def test_a_lock_held_by_a_process_killed_with_sigkill_is_free_at_once(tmp_path: Path) -> None:
     state = tmp_path / "state"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from actoros.kernel.state_lock import StateDirLock
             StateDirLock({str(state)!r}).acquire()
             print("locked", flush=True)
             time.sleep(60)
-        """)],
+        """),
+        ],
         stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         with pytest.raises(StateDirBusy) as caught:

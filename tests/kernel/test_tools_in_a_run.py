@@ -125,8 +125,10 @@ def test_tools_that_hang_forever_neither_starve_the_kernel_nor_keep_the_run_from
     assert "Traceback" not in done.stderr
     assert len(lines) == len(inputs)
     hung = [line["error"] for line in lines[:12]]
-    assert all(error.startswith("agent 'bot': tool 'hang' failed: tool 'hang' timed out after 1 s")
-               for error in hung)  # fmt: skip
+    assert all(
+        error.startswith("agent 'bot': tool 'hang' failed: tool 'hang' timed out after 1 s")
+        for error in hung
+    )
     # the 4 over the pool either never got a thread before their deadline or hung too, in
     # the places the timed-out calls gave up
     assert sum("waiting for a free tool thread" in error for error in hung) <= 4

@@ -90,9 +90,13 @@ async def drive(
     await asyncio.gather(*(worker() for _ in range(min(concurrency, tasks))))
     seconds = perf_counter() - began
     return Batch(
-        tasks=tasks, failed=failed, seconds=seconds, latencies_ms=latencies, steps=steps,
+        tasks=tasks,
+        failed=failed,
+        seconds=seconds,
+        latencies_ms=latencies,
+        steps=steps,
         errors=errors,
-    )  # fmt: skip
+    )
 
 
 # -- rule agents --------------------------------------------------------------------------------
@@ -230,12 +234,18 @@ async def spawn_llm_agents(
     kernel = SupervisorSpec(
         strategy="one_for_one",
         children=[
-            ChildSpec("inference", InferenceActor, args=(engine_factory,),
-                      kwargs={"log_every": None}, shutdown=60.0),
-            ChildSpec("tools", ToolService, args=(registry,),
-                      kwargs={"access": access, "agents": names}),
+            ChildSpec(
+                "inference",
+                InferenceActor,
+                args=(engine_factory,),
+                kwargs={"log_every": None},
+                shutdown=60.0,
+            ),
+            ChildSpec(
+                "tools", ToolService, args=(registry,), kwargs={"access": access, "agents": names}
+            ),
         ],
-    )  # fmt: skip
+    )
     kernel_sup = await system.spawn_supervisor(kernel, name="kernel")
     inference = system.lookup("/kernel/inference")
     tools = system.lookup("/kernel/tools")
@@ -259,12 +269,15 @@ async def spawn_llm_agents(
                 LLMAgent,
                 args=(config,),
                 kwargs={
-                    "inference": inference, "threads": threads, "tools": tools,
-                    "tool_schemas": registry.summaries(config.tools), "access": access,
+                    "inference": inference,
+                    "threads": threads,
+                    "tools": tools,
+                    "tool_schemas": registry.summaries(config.tools),
+                    "access": access,
                     "context_tokens": context_tokens,
                 },
             )
-        )  # fmt: skip
+        )
     sup = SupervisorSpec(strategy="one_for_one", max_restarts=10, within=5.0, children=children)
     await system.spawn_supervisor(sup, name="llm")
     refs = [system.lookup(f"/llm/llm-{i}") for i in range(agents)]

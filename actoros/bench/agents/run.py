@@ -54,16 +54,32 @@ from .result import AgentsResult, Sizes
 log = progress
 
 FULL = Sizes(
-    rule_agents=1000, rule_groups=10, rule_tasks=50_000, rule_concurrency=256,
-    llm_agents=32, llm_fake_tasks=5_000, llm_concurrency=64, fake_token_delay_s=0.001,
-    llm_max_tokens=32, vllm_tasks=192, vllm_max_tokens=32,
-)  # fmt: skip
+    rule_agents=1000,
+    rule_groups=10,
+    rule_tasks=50_000,
+    rule_concurrency=256,
+    llm_agents=32,
+    llm_fake_tasks=5_000,
+    llm_concurrency=64,
+    fake_token_delay_s=0.001,
+    llm_max_tokens=32,
+    vllm_tasks=192,
+    vllm_max_tokens=32,
+)
 QUICK = msgspec.structs.replace(FULL, rule_tasks=10_000, llm_fake_tasks=1_000)
 TINY = Sizes(
-    rule_agents=20, rule_groups=2, rule_tasks=100, rule_concurrency=16,
-    llm_agents=4, llm_fake_tasks=16, llm_concurrency=8, fake_token_delay_s=0.0,
-    llm_max_tokens=8, vllm_tasks=4, vllm_max_tokens=8,
-)  # fmt: skip
+    rule_agents=20,
+    rule_groups=2,
+    rule_tasks=100,
+    rule_concurrency=16,
+    llm_agents=4,
+    llm_fake_tasks=16,
+    llm_concurrency=8,
+    fake_token_delay_s=0.0,
+    llm_max_tokens=8,
+    vllm_tasks=4,
+    vllm_max_tokens=8,
+)
 TASK_TIMEOUT = 60.0  # seconds per task; far above any latency measured here
 REPEATS = 3  # timed batches of the rule and fake-LLM workloads; the median one is reported
 VLLM_CONTEXT = 2048  # max_model_len for SmolLM2 (its context is 8k; prompts here are < 1k)
@@ -77,10 +93,15 @@ def _summarize(prefix: str, batch: Batch, metrics: dict[str, float]) -> None:
     done = batch.tasks - batch.failed
     if prefix.startswith("llm"):
         metrics[f"{prefix}_steps_per_task"] = batch.steps / done if done else math.nan
-    log.info(f"bench.{prefix}", tasks=batch.tasks, failed=batch.failed,
-             seconds=round(batch.seconds, 2), tasks_per_s=round(batch.tasks_per_s, 1),
-             p50_ms=round(metrics[f"{prefix}_latency_p50_ms"], 2),
-             p99_ms=round(metrics[f"{prefix}_latency_p99_ms"], 2))  # fmt: skip
+    log.info(
+        f"bench.{prefix}",
+        tasks=batch.tasks,
+        failed=batch.failed,
+        seconds=round(batch.seconds, 2),
+        tasks_per_s=round(batch.tasks_per_s, 1),
+        p50_ms=round(metrics[f"{prefix}_latency_p50_ms"], 2),
+        p99_ms=round(metrics[f"{prefix}_latency_p99_ms"], 2),
+    )
 
 
 def _median_batch(prefix: str, batches: list[Batch], raw: dict[str, list[float]]) -> Batch:
@@ -155,9 +176,12 @@ async def _llm_vllm(
 
     folder = models.resolve(model or models.DEFAULT_MODEL)
     info: dict[str, Any] = {
-        "model": str(model or models.DEFAULT_MODEL), "dtype": "auto (bfloat16, the folder's)",
-        "max_model_len": VLLM_CONTEXT, "max_num_seqs": sizes.llm_agents, "enforce_eager": True,
-    }  # fmt: skip
+        "model": str(model or models.DEFAULT_MODEL),
+        "dtype": "auto (bfloat16, the folder's)",
+        "max_model_len": VLLM_CONTEXT,
+        "max_num_seqs": sizes.llm_agents,
+        "enforce_eager": True,
+    }
     built: list[VLLMEngine] = []
 
     def engine() -> VLLMEngine:
@@ -169,9 +193,13 @@ async def _llm_vllm(
         async with ActorSystem("bench-llm-vllm") as system:
             began = perf_counter()
             agents = await spawn_llm_agents(
-                system, engine, sizes.llm_agents, sizes.vllm_max_tokens, VLLM_CONTEXT,
+                system,
+                engine,
+                sizes.llm_agents,
+                sizes.vllm_max_tokens,
+                VLLM_CONTEXT,
                 Path(state),
-            )  # fmt: skip
+            )
             metrics["vllm_start_seconds"] = perf_counter() - began
             info["start_seconds"] = round(metrics["vllm_start_seconds"], 1)
             log.info("bench.vllm_ready", seconds=info["start_seconds"])

@@ -197,13 +197,23 @@ def signal_fault(bench: Bench, fault: SignalFault, index: int, moment: float) ->
     elif not v.completed:
         note = f"no complete rerun in {MAX_RERUNS}: {v.runs[-1].stderr_tail()}"
     return Repeat(
-        fault_at_s=round(fault_at - run.started, 3), landed=landed, lines_at_fault=lines_at,
-        exit_codes=v.codes, lost=v.lost, wrong=v.wrong, run_twice=v.twice,
-        in_window=v.in_window, unwritten=unwritten, journal=v.journal, completed=v.completed,
+        fault_at_s=round(fault_at - run.started, 3),
+        landed=landed,
+        lines_at_fault=lines_at,
+        exit_codes=v.codes,
+        lost=v.lost,
+        wrong=v.wrong,
+        run_twice=v.twice,
+        in_window=v.in_window,
+        unwritten=unwritten,
+        journal=v.journal,
+        completed=v.completed,
         recovered=recovered,
         recovery_s=round(ended - fault_at, 3) if landed and v.completed and ended else None,
-        tracebacks=v.tracebacks, left_behind=v.left_behind, note=note,
-    )  # fmt: skip
+        tracebacks=v.tracebacks,
+        left_behind=v.left_behind,
+        note=note,
+    )
 
 
 def moments(rng: random.Random, n: int, reference: Reference) -> list[float]:
@@ -234,12 +244,21 @@ def hung_tool(bench: Bench, index: int) -> Repeat:
     assert run.ended is not None
     note = "" if code is not None else f"did not exit within {bound:g} s; killed"
     return Repeat(
-        landed=True, exit_codes=v.codes, lost=v.lost, wrong=v.wrong, run_twice=v.twice,
-        in_window=[], unwritten=[], journal=v.journal, completed=v.completed,
+        landed=True,
+        exit_codes=v.codes,
+        lost=v.lost,
+        wrong=v.wrong,
+        run_twice=v.twice,
+        in_window=[],
+        unwritten=[],
+        journal=v.journal,
+        completed=v.completed,
         recovered=recovered,
         recovery_s=round(run.ended - run.started, 3) if code is not None else None,
-        tracebacks=v.tracebacks, left_behind=v.left_behind, note=note,
-    )  # fmt: skip
+        tracebacks=v.tracebacks,
+        left_behind=v.left_behind,
+        note=note,
+    )
 
 
 def hung_bound(reference: Reference, spec: Spec) -> float:
@@ -272,13 +291,23 @@ def second_process(bench: Bench, index: int) -> Repeat:
         + f"; second's stderr: {second.stderr_tail(1) or 'nothing'}"
     )
     return Repeat(
-        fault_at_s=round(second.started - first.started, 3), landed=landed,
-        lines_at_fault=lines_at, exit_codes=v.codes, lost=v.lost, wrong=v.wrong,
-        run_twice=v.twice, in_window=[], unwritten=[], journal=v.journal,
-        completed=v.completed, recovered=recovered,
-        recovery_s=round(second.ended - second.started, 3), tracebacks=v.tracebacks,
-        left_behind=v.left_behind, note=note,
-    )  # fmt: skip
+        fault_at_s=round(second.started - first.started, 3),
+        landed=landed,
+        lines_at_fault=lines_at,
+        exit_codes=v.codes,
+        lost=v.lost,
+        wrong=v.wrong,
+        run_twice=v.twice,
+        in_window=[],
+        unwritten=[],
+        journal=v.journal,
+        completed=v.completed,
+        recovered=recovered,
+        recovery_s=round(second.ended - second.started, 3),
+        tracebacks=v.tracebacks,
+        left_behind=v.left_behind,
+        note=note,
+    )
 
 
 def _engine_core(run: Run) -> Any:
@@ -326,10 +355,20 @@ def engine_core_kill(bench: Bench, index: int, rng: random.Random, start_bound: 
     ended = v.runs[-1].ended
     recovered = v.completed and not v.lost and not v.wrong and not v.left_behind
     return Repeat(
-        fault_at_s=round(fault_at - run.started, 3), landed=landed, lines_at_fault=lines_at,
-        exit_codes=v.codes, lost=v.lost, wrong=v.wrong, run_twice=v.twice,
-        in_window=v.in_window, unwritten=[], journal=v.journal, completed=v.completed,
+        fault_at_s=round(fault_at - run.started, 3),
+        landed=landed,
+        lines_at_fault=lines_at,
+        exit_codes=v.codes,
+        lost=v.lost,
+        wrong=v.wrong,
+        run_twice=v.twice,
+        in_window=v.in_window,
+        unwritten=[],
+        journal=v.journal,
+        completed=v.completed,
         recovered=recovered,
         recovery_s=round(ended - fault_at, 3) if landed and v.completed and ended else None,
-        tracebacks=v.tracebacks, left_behind=v.left_behind, note=note,
-    )  # fmt: skip
+        tracebacks=v.tracebacks,
+        left_behind=v.left_behind,
+        note=note,
+    )

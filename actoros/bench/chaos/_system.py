@@ -108,12 +108,11 @@ def _config(spec: Spec, folder: Path) -> dict[str, Any]:
         "permissions": {"agents": ["writer"]},
         "rules": [
             {"contains": {"text": "echo"}, "reply": "router echoes: {text}"},
-            {"contains": {"text": "calc"}, "tool": "calculator",
-             "args": {"expression": "{expr}"}},
+            {"contains": {"text": "calc"}, "tool": "calculator", "args": {"expression": "{expr}"}},
             {"contains": {"text": "lookup"}, "tool": "lookup", "args": {"key": "{key}"}},
             {"forward": "writer"},
         ],
-    }  # fmt: skip
+    }
     writer = {
         "name": "writer",
         "kind": "llm",
@@ -125,9 +124,12 @@ def _config(spec: Spec, folder: Path) -> dict[str, Any]:
         low = max(1, spec.max_tokens * 2 // 3)
         inference: dict[str, Any] = {
             "engine": "fake",
-            "engine_args": {"token_delay": spec.token_delay, "eos_after": [low, spec.max_tokens],
-                            "max_num_seqs": 64},
-        }  # fmt: skip
+            "engine_args": {
+                "token_delay": spec.token_delay,
+                "eos_after": [low, spec.max_tokens],
+                "max_num_seqs": 64,
+            },
+        }
     else:
         inference = {
             "engine": "vllm",
@@ -140,7 +142,7 @@ def _config(spec: Spec, folder: Path) -> dict[str, Any]:
         "services": {
             "scheduler": {"workers": spec.concurrency},
             "tools": {"user": {"lookup": f"{TOOL_MODULE}:lookup"}, "timeout": spec.tool_timeout},
-        },  # fmt: skip
+        },
         "agents": [router, writer],
         "workload": {
             "agent": "router",
@@ -183,8 +185,17 @@ class Run:
     def __init__(self, config: Path, out: Path, *, hang: bool = False) -> None:
         self.out = out
         self.err = out.with_suffix(".err")
-        cmd = [sys.executable, "-m", "actoros", "--log-level", "error", "run", str(config),
-               "--out", str(out)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "actoros",
+            "--log-level",
+            "error",
+            "run",
+            str(config),
+            "--out",
+            str(out),
+        ]
         with self.err.open("wb") as err:
             self.started = time.monotonic()
             self.proc = subprocess.Popen(

@@ -99,9 +99,13 @@ def row(fault: str, what: str, tasks: int, repeats: Sequence[Repeat]) -> FaultRo
     """The counts of ``repeats`` summed into one row."""
     times = [r.recovery_s for r in repeats if r.recovery_s is not None]
     return FaultRow(
-        fault=fault, what=what, tasks=tasks, runs=len(repeats),
+        fault=fault,
+        what=what,
+        tasks=tasks,
+        runs=len(repeats),
         landed=sum(r.landed for r in repeats),
-        lost=sum(len(r.lost) for r in repeats), wrong=sum(len(r.wrong) for r in repeats),
+        lost=sum(len(r.lost) for r in repeats),
+        wrong=sum(len(r.wrong) for r in repeats),
         run_twice=sum(len(r.run_twice) for r in repeats),
         in_window=sum(len(r.in_window) for r in repeats),
         unwritten=sum(len(r.unwritten) for r in repeats),
@@ -110,16 +114,31 @@ def row(fault: str, what: str, tasks: int, repeats: Sequence[Repeat]) -> FaultRo
         recovery_max_s=max(times) if times else None,
         tracebacks=sum(r.tracebacks for r in repeats),
         left_behind=sum(r.left_behind for r in repeats),
-        journal=all(r.journal for r in repeats), repeats=list(repeats),
-    )  # fmt: skip
+        journal=all(r.journal for r in repeats),
+        repeats=list(repeats),
+    )
 
 
 def skipped(fault: str, what: str, why: str) -> FaultRow:
     return FaultRow(
-        fault=fault, what=what, tasks=0, runs=0, landed=0, lost=0, wrong=0, run_twice=0,
-        in_window=0, unwritten=0, recovered=0, recovery_p50_s=None, recovery_max_s=None,
-        tracebacks=0, left_behind=0, journal=True, skipped=why,
-    )  # fmt: skip
+        fault=fault,
+        what=what,
+        tasks=0,
+        runs=0,
+        landed=0,
+        lost=0,
+        wrong=0,
+        run_twice=0,
+        in_window=0,
+        unwritten=0,
+        recovered=0,
+        recovery_p50_s=None,
+        recovery_max_s=None,
+        tracebacks=0,
+        left_behind=0,
+        journal=True,
+        skipped=why,
+    )
 
 
 def measures(faults: Sequence[FaultRow]) -> dict[str, float]:

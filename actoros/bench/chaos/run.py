@@ -64,14 +64,26 @@ ENGINE_START_BOUND = 300.0  # s until vLLM has answered the first wave
 
 FULL = Spec(tasks=100, hung=POOL + 2, concurrency=8, timeout=10.0, tool_timeout=1.0)
 QUICK = msgspec.structs.replace(FULL, tasks=40, timeout=8.0)
-TINY = Spec(tasks=12, hung=2, concurrency=4, timeout=5.0, tool_timeout=0.5, token_delay=0.04,
-            max_tokens=12)  # fmt: skip
-ENGINE = Spec(tasks=24, concurrency=4, timeout=120.0, max_tokens=48, engine="vllm",
-              only_llm=True)  # fmt: skip
-REPEATS = {"sigkill": 10, "sigterm": 10, "sigint_twice": 10, "hung_tool": 2,
-           "second_process": 3, "engine_core": 1}  # fmt: skip
-QUICK_REPEATS = {**REPEATS, "sigkill": 5, "sigterm": 5, "sigint_twice": 5, "hung_tool": 1,
-                 "second_process": 1}  # fmt: skip
+TINY = Spec(
+    tasks=12, hung=2, concurrency=4, timeout=5.0, tool_timeout=0.5, token_delay=0.04, max_tokens=12
+)
+ENGINE = Spec(tasks=24, concurrency=4, timeout=120.0, max_tokens=48, engine="vllm", only_llm=True)
+REPEATS = {
+    "sigkill": 10,
+    "sigterm": 10,
+    "sigint_twice": 10,
+    "hung_tool": 2,
+    "second_process": 3,
+    "engine_core": 1,
+}
+QUICK_REPEATS = {
+    **REPEATS,
+    "sigkill": 5,
+    "sigterm": 5,
+    "sigint_twice": 5,
+    "hung_tool": 1,
+    "second_process": 1,
+}
 TINY_REPEATS = {key: 1 for key in REPEATS}
 
 
@@ -110,10 +122,19 @@ def _what(fault: str, spec: Spec, bench: Bench) -> str:
 
 def _log_repeat(fault: str, i: int, r: Repeat) -> None:
     log.info(
-        "bench.chaos.repeat", fault=fault, i=i, at_s=r.fault_at_s, landed=r.landed,
-        exits=r.exit_codes, lost=len(r.lost), wrong=len(r.wrong), twice=len(r.run_twice),
-        in_window=len(r.in_window), recovered=r.recovered, recovery_s=r.recovery_s,
-    )  # fmt: skip
+        "bench.chaos.repeat",
+        fault=fault,
+        i=i,
+        at_s=r.fault_at_s,
+        landed=r.landed,
+        exits=r.exit_codes,
+        lost=len(r.lost),
+        wrong=len(r.wrong),
+        twice=len(r.run_twice),
+        in_window=len(r.in_window),
+        recovered=r.recovered,
+        recovery_s=r.recovery_s,
+    )
 
 
 def _row_notes(f: FaultRow) -> list[str]:
@@ -214,14 +235,18 @@ def main(
         engine_skip = "skipped (--engine fake)"
     elif (why := vllm_missing(model)) is not None:
         engine_skip = f"skipped: {why}"
-    with _workdir(keep) as root, running("chaos", out, quick=quick, tiny=tiny, seed=seed,
-                                         work=str(root)) as session:  # fmt: skip
+    with (
+        _workdir(keep) as root,
+        running("chaos", out, quick=quick, tiny=tiny, seed=seed, work=str(root)) as session,
+    ):
         bench = Bench(root / "fake", spec, stop_bound=STOP_BOUND)
         reference = bench.measure_reference()
         log.info("bench.chaos.reference", **msgspec.structs.asdict(reference))
         if reference.errors:
-            notes.append(f"the fault-free reference answered {reference.errors} tasks with an "
-                         "error; those are not judged")  # fmt: skip
+            notes.append(
+                f"the fault-free reference answered {reference.errors} tasks with an "
+                "error; those are not judged"
+            )
         faults = _run_fake(bench, spec, repeats, rng)
         engine_spec = None
         what = _what("engine_core", spec, bench)
@@ -234,8 +259,9 @@ def main(
             faults.append(skipped_row("engine_core", what, engine_skip))
         for f in faults:
             notes += _row_notes(f)
-        notes += session.load_note("a busy machine moves the recovery times and where each fault "
-                               "lands, not the counts")  # fmt: skip
+        notes += session.load_note(
+            "a busy machine moves the recovery times and where each fault lands, not the counts"
+        )
         metrics = target_measures(faults)
         result = ChaosResult(
             **run_header(_loop()),

@@ -45,19 +45,40 @@ log = progress
 T = TypeVar("T")
 
 FULL = Sizes(
-    ask=200_000, tell=300_000, pingpong=200_000, fanout_rounds=100, restarts=3_000,
-    spawn=(100_000, 1_000_000), spawn_timeout=180.0,
-    peer_n=30_000, peer_budget=3.0, peer_timeout=120.0,
-)  # fmt: skip
+    ask=200_000,
+    tell=300_000,
+    pingpong=200_000,
+    fanout_rounds=100,
+    restarts=3_000,
+    spawn=(100_000, 1_000_000),
+    spawn_timeout=180.0,
+    peer_n=30_000,
+    peer_budget=3.0,
+    peer_timeout=120.0,
+)
 QUICK = Sizes(
-    ask=40_000, tell=60_000, pingpong=40_000, fanout_rounds=10, restarts=500,
-    spawn=(100_000,), spawn_timeout=60.0,
-    peer_n=5_000, peer_budget=1.0, peer_timeout=20.0,
-)  # fmt: skip
+    ask=40_000,
+    tell=60_000,
+    pingpong=40_000,
+    fanout_rounds=10,
+    restarts=500,
+    spawn=(100_000,),
+    spawn_timeout=60.0,
+    peer_n=5_000,
+    peer_budget=1.0,
+    peer_timeout=20.0,
+)
 TINY = Sizes(
-    ask=500, tell=1_000, pingpong=500, fanout_actors=100, fanout_rounds=3, restarts=30,
-    spawn=(100_000,), spawn_timeout=60.0, peers=False,
-)  # fmt: skip
+    ask=500,
+    tell=1_000,
+    pingpong=500,
+    fanout_actors=100,
+    fanout_rounds=3,
+    restarts=30,
+    spawn=(100_000,),
+    spawn_timeout=60.0,
+    peers=False,
+)
 DEFAULT_REPEATS = 3
 
 
@@ -90,12 +111,19 @@ def _loop_name() -> str:
 def _in_process(sizes: Sizes, repeats: int, raw: dict[str, list[float]]) -> None:
     """Raw baselines and actoros workloads, interleaved, ``repeats`` times."""
     pairs: list[tuple[str, Callable[[], Any], str, Callable[[], Any]]] = [
-        ("raw_ask_rt_per_s", lambda: _raw.queue_future_ask(sizes.ask),
-         "ask_rt_per_s", lambda: _workloads.ask_loop(sizes.ask)),
-        ("raw_oneway_msg_per_s", lambda: _raw.bounded_queue_oneway(sizes.tell,
-                                                                   sizes.oneway_maxsize),
-         "tell_msg_per_s", lambda: _workloads.tell_until_processed(sizes.tell)),
-    ]  # fmt: skip
+        (
+            "raw_ask_rt_per_s",
+            lambda: _raw.queue_future_ask(sizes.ask),
+            "ask_rt_per_s",
+            lambda: _workloads.ask_loop(sizes.ask),
+        ),
+        (
+            "raw_oneway_msg_per_s",
+            lambda: _raw.bounded_queue_oneway(sizes.tell, sizes.oneway_maxsize),
+            "tell_msg_per_s",
+            lambda: _workloads.tell_until_processed(sizes.tell),
+        ),
+    ]
     # warm-up: first-use costs (imports, caches) out of the timed runs
     _measure(lambda: _raw.queue_future_ask(min(sizes.ask, 2_000)))
     _measure(lambda: _workloads.ask_loop(min(sizes.ask, 2_000)))

@@ -81,8 +81,9 @@ class Sample(msgspec.Struct, frozen=True, array_like=True):
 
     def request_sample(self) -> RequestSample:
         first = math.nan if self.first is None else self.first
-        return RequestSample(self.start, first, self.end, self.stamps, self.output_tokens,
-                             self.prompt_tokens)  # fmt: skip
+        return RequestSample(
+            self.start, first, self.end, self.stamps, self.output_tokens, self.prompt_tokens
+        )
 
 
 class LevelDone(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -140,9 +141,12 @@ class _Clients:
 async def _one(client: Any, level: Level) -> Sample:
     messages = [{"role": "user", "content": level.prompt}]
     common: dict[str, Any] = {
-        "model": level.model, "messages": messages, "max_tokens": level.max_tokens,
-        "temperature": level.temperature, "timeout": level.timeout,
-    }  # fmt: skip
+        "model": level.model,
+        "messages": messages,
+        "max_tokens": level.max_tokens,
+        "temperature": level.temperature,
+        "timeout": level.timeout,
+    }
     if level.ignore_eos:
         common["extra_body"] = {"ignore_eos": True}
     start = perf_counter()
@@ -231,8 +235,13 @@ async def run_level(clients: _Clients, level: Level) -> LevelDone:
     began = perf_counter()
     await asyncio.gather(*(worker(n) for n in split(level.requests, level.concurrency)))
     seconds = perf_counter() - began
-    return LevelDone(samples=samples, seconds=seconds, failed=failed, errors=errors,
-                     cpu_seconds=time.process_time() - cpu)  # fmt: skip
+    return LevelDone(
+        samples=samples,
+        seconds=seconds,
+        failed=failed,
+        errors=errors,
+        cpu_seconds=time.process_time() - cpu,
+    )
 
 
 async def _serve() -> None:
@@ -290,10 +299,14 @@ class LoadGenerator:
     @classmethod
     async def start(cls) -> LoadGenerator:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "actoros.bench.gateway._client",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=child_env(),
+            sys.executable,
+            "-m",
+            "actoros.bench.gateway._client",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=child_env(),
             limit=READ_LIMIT,
-        )  # fmt: skip
+        )
         generator = cls(process, "")
         try:
             ready = await asyncio.wait_for(generator._read(), START_TIMEOUT)

@@ -42,32 +42,42 @@ def _config(engine: EngineKind, workload: Workload, state_dir: str, model: str |
     top = max(workload.concurrency)
     if engine == "fake":
         engine_args: dict[str, Any] = {
-            "token_delay": workload.token_delay_s, "max_num_seqs": max(64, top),
+            "token_delay": workload.token_delay_s,
+            "max_num_seqs": max(64, top),
             "max_model_len": 2048,
             # every answer is output_tokens long, the agent's as well as the raw model's
             "eos_after": [workload.output_tokens, workload.output_tokens],
-        }  # fmt: skip
+        }
     else:
         # prefix caching off: every request pays its prefill, as distinct prompts would (as in
         # `bench inference`); both paths share the engine, so either way they pay the same
         engine_args = {
-            "max_model_len": VLLM_CONTEXT, "max_num_seqs": max(64, top),
+            "max_model_len": VLLM_CONTEXT,
+            "max_num_seqs": max(64, top),
             "enable_prefix_caching": False,
-        }  # fmt: skip
+        }
     return Config(
         system=SystemConfig(name="bench-gateway", log_level="error", state_dir=state_dir),
         inference=InferenceConfig(engine=engine, model=model, engine_args=engine_args),
         agents=(
             AgentConfig(
-                name=AGENT, kind="llm", system_prompt="You are a helpful assistant.",
-                max_steps=1, max_tokens=workload.output_tokens, temperature=0.0,
+                name=AGENT,
+                kind="llm",
+                system_prompt="You are a helpful assistant.",
+                max_steps=1,
+                max_tokens=workload.output_tokens,
+                temperature=0.0,
             ),
         ),
         gateway=GatewayConfig(
-            host="127.0.0.1", port=0, allow_raw_model=True, max_concurrent=max(256, 2 * top),
-            max_connections=max(1000, 2 * top), tokens=(GatewayToken(name="bench", token=TOKEN),),
+            host="127.0.0.1",
+            port=0,
+            allow_raw_model=True,
+            max_concurrent=max(256, 2 * top),
+            max_connections=max(1000, 2 * top),
+            tokens=(GatewayToken(name="bench", token=TOKEN),),
         ),
-    )  # fmt: skip
+    )
 
 
 async def _gateway_url(system: System) -> str:
@@ -109,10 +119,16 @@ class _Run:
         path, _, mode = series.partition("_")
         w = self.workload
         return Level(
-            base_url=self.url, api_key=TOKEN, model=AGENT if path == "agent" else self.model,
-            prompt=w.prompt, max_tokens=w.output_tokens, stream=mode == "stream",
-            concurrency=concurrency, requests=requests, ignore_eos=path == "raw",
-        )  # fmt: skip
+            base_url=self.url,
+            api_key=TOKEN,
+            model=AGENT if path == "agent" else self.model,
+            prompt=w.prompt,
+            max_tokens=w.output_tokens,
+            stream=mode == "stream",
+            concurrency=concurrency,
+            requests=requests,
+            ignore_eos=path == "raw",
+        )
 
     async def series(
         self, series: str, concurrency: int, requests: int, phase: str = ""
@@ -162,11 +178,19 @@ class _Run:
                 actor = stats["actor_stream"]["tok_per_s"]
                 ratio = stats["raw_stream"].get("tok_per_s", 0.0) / actor if actor else math.nan
                 _record(self.raw, ratio_key(self.engine, concurrency), ratio)
-                log.info("bench.level", engine=self.engine, repeat=r + 1, of=repeats,
-                         concurrency=concurrency, requests=n,
-                         **{f"{s}_req_per_s": round(v.get("req_per_s", math.nan), 1)
-                            for s, v in stats.items()},
-                         gateway_vs_actor=round(ratio, 3))  # fmt: skip
+                log.info(
+                    "bench.level",
+                    engine=self.engine,
+                    repeat=r + 1,
+                    of=repeats,
+                    concurrency=concurrency,
+                    requests=n,
+                    **{
+                        f"{s}_req_per_s": round(v.get("req_per_s", math.nan), 1)
+                        for s, v in stats.items()
+                    },
+                    gateway_vs_actor=round(ratio, 3),
+                )
 
 
 def _summary(samples: list[RequestSample], seconds: float) -> dict[str, float]:
@@ -202,9 +226,12 @@ async def measure_engine(
         raw_model = _raw_model(await client.models(url, TOKEN))
         # what the gateway asks of the inference actor for a raw-model request of the workload
         gen = Generate(
-            messages=(ChatMessage("user", workload.prompt),), max_tokens=workload.output_tokens,
-            temperature=0.0, stream=True, ignore_eos=True,
-        )  # fmt: skip
+            messages=(ChatMessage("user", workload.prompt),),
+            max_tokens=workload.output_tokens,
+            temperature=0.0,
+            stream=True,
+            ignore_eos=True,
+        )
         top = max(workload.concurrency)
         agents = await spawn_agents(system.actors, StreamingAgent, top, inference, gen)
         bench = _Run(engine, workload, client, url, raw_model, agents, raw)
@@ -216,10 +243,13 @@ async def measure_engine(
             notes += bench.failure_notes()
     version = _vllm_version() if engine == "vllm" else ""
     return EngineInfo(
-        kind=engine, model=raw_model, agent=AGENT, version=version,
+        kind=engine,
+        model=raw_model,
+        agent=AGENT,
+        version=version,
         settings=dict(config.inference.engine_args) if config.inference else {},
         start_seconds=start_seconds,
-    )  # fmt: skip
+    )
 
 
 async def _close_when_started(starting: asyncio.Task[LoadGenerator]) -> None:

@@ -65,14 +65,23 @@ FAKE_SERIES = ("agent_stream", "agent_once", "raw_stream", "raw_once", "actor_st
 VLLM_SERIES = ("raw_stream", "actor_stream")  # the ratio; on SmolLM2 each level costs seconds
 FULL = {
     "fake": Workload(
-        concurrency=SWEEP, series=FAKE_SERIES, waves=4, min_requests=16,
-        prompt=PROMPT, output_tokens=32, token_delay_s=FAKE_TOKEN_DELAY,
+        concurrency=SWEEP,
+        series=FAKE_SERIES,
+        waves=4,
+        min_requests=16,
+        prompt=PROMPT,
+        output_tokens=32,
+        token_delay_s=FAKE_TOKEN_DELAY,
     ),
     "vllm": Workload(
-        concurrency=SWEEP, series=VLLM_SERIES, waves=2, min_requests=4,
-        prompt=PROMPT, output_tokens=64,
+        concurrency=SWEEP,
+        series=VLLM_SERIES,
+        waves=2,
+        min_requests=4,
+        prompt=PROMPT,
+        output_tokens=64,
     ),
-}  # fmt: skip
+}
 QUICK = {"fake": msgspec.structs.replace(FULL["fake"], waves=2, min_requests=8, output_tokens=16)}
 DEFAULT_REPEATS = 3
 QUICK_REPEATS = 2
@@ -111,8 +120,11 @@ def _token_notes(metrics: dict[str, float], workloads: dict[str, Workload]) -> l
     for engine, w in workloads.items():
 
         def means(stat: str, engine: str = engine, w: Workload = w) -> dict[str, float]:
-            keys = [f"{engine}_{s}_{stat}_c{c}" for s in ("raw_stream", "actor_stream")
-                    for c in w.concurrency]  # fmt: skip
+            keys = [
+                f"{engine}_{s}_{stat}_c{c}"
+                for s in ("raw_stream", "actor_stream")
+                for c in w.concurrency
+            ]
             return {k: metrics.get(k, math.nan) for k in keys}
 
         prompts = set(means("prompt_tokens").values())
@@ -205,8 +217,10 @@ def main(
     check_repeats(repeats, notes)
     raw: dict[str, list[float]] = {}
     client: dict[str, Any] = {
-        "library": "openai (AsyncOpenAI)", "process": "separate", "pool_connections": 64,
-    }  # fmt: skip
+        "library": "openai (AsyncOpenAI)",
+        "process": "separate",
+        "pool_connections": 64,
+    }
     with running("gateway", out, engines=engines, quick=quick, repeats=repeats) as session:
         loop, info = run(_measure(engines, workloads, repeats, model, raw, notes, client))
         metrics = medians(raw, workloads)

@@ -84,8 +84,9 @@ class FakeBackend:
             if out.finished:
                 prompt_tokens = out.prompt_tokens
         end = perf_counter()
-        return RequestSample(start, stamps[0] if stamps else float("nan"), end, stamps, tokens,
-                             prompt_tokens)  # fmt: skip
+        return RequestSample(
+            start, stamps[0] if stamps else float("nan"), end, stamps, tokens, prompt_tokens
+        )
 
 
 def fit_prompt(

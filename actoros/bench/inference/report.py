@@ -129,12 +129,21 @@ def chart(result: InferenceResult, path: Path) -> None:
     direct_label = "direct AsyncLLM" if result.engine.kind == "vllm" else "direct FakeEngine"
     ax = axes[0]
     for name in ("direct", "actor"):
-        ax.plot(levels, series(name + "_tok_per_s_c{}"), marker="o", color=colors[name],
-                label=direct_label if name == "direct" else "inference actor")  # fmt: skip
+        ax.plot(
+            levels,
+            series(name + "_tok_per_s_c{}"),
+            marker="o",
+            color=colors[name],
+            label=direct_label if name == "direct" else "inference actor",
+        )
     sequential = metrics.get("sequential_tok_per_s", math.nan)
     if not math.isnan(sequential):
-        ax.axhline(sequential, color=colors["sequential"], linestyle="--",
-                   label=f"sequential ({sequential:,.0f})")  # fmt: skip
+        ax.axhline(
+            sequential,
+            color=colors["sequential"],
+            linestyle="--",
+            label=f"sequential ({sequential:,.0f})",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xticks(levels, [str(c) for c in levels])
     ax.set_xlabel("concurrent requests (tasks / agent actors)")
@@ -160,8 +169,9 @@ def chart(result: InferenceResult, path: Path) -> None:
 
     ax = axes[2]
     for name in ("direct", "actor"):
-        ax.plot(levels, series(name + "_ttft_ms_p50_c{}"), marker="o", color=colors[name],
-                label=name)  # fmt: skip
+        ax.plot(
+            levels, series(name + "_ttft_ms_p50_c{}"), marker="o", color=colors[name], label=name
+        )
     ax.set_xscale("log", base=2)
     ax.set_xticks(levels, [str(c) for c in levels])
     ax.set_xlabel("concurrent requests")

@@ -61,17 +61,32 @@ log = progress
 
 SWEEP = (1, 4, 16, 32, 64)
 FULL = Workload(
-    prompt_tokens=128, output_tokens=64, concurrency=SWEEP, waves=2, min_requests=4,
-    sequential_requests=4, warmup_requests=64,
-)  # fmt: skip
+    prompt_tokens=128,
+    output_tokens=64,
+    concurrency=SWEEP,
+    waves=2,
+    min_requests=4,
+    sequential_requests=4,
+    warmup_requests=64,
+)
 QUICK = Workload(
-    prompt_tokens=64, output_tokens=64, concurrency=SWEEP, waves=4, min_requests=8,
-    sequential_requests=8, warmup_requests=64,
-)  # fmt: skip
+    prompt_tokens=64,
+    output_tokens=64,
+    concurrency=SWEEP,
+    waves=4,
+    min_requests=8,
+    sequential_requests=8,
+    warmup_requests=64,
+)
 TINY = Workload(
-    prompt_tokens=16, output_tokens=8, concurrency=(1, 4), waves=1, min_requests=2,
-    sequential_requests=2, warmup_requests=4,
-)  # fmt: skip
+    prompt_tokens=16,
+    output_tokens=8,
+    concurrency=(1, 4),
+    waves=1,
+    min_requests=2,
+    sequential_requests=2,
+    warmup_requests=4,
+)
 DEFAULT_REPEATS = 3
 QUICK_REPEATS = 5
 
@@ -133,10 +148,17 @@ async def _sweep(
             added = actor["ttft_ms_p50"] - direct["ttft_ms_p50"]
             raw.setdefault(f"actor_vs_direct_c{concurrency}", []).append(ratio)
             raw.setdefault(f"ttft_overhead_ms_p50_c{concurrency}", []).append(added)
-            log.info("bench.level", repeat=r + 1, of=repeats, concurrency=concurrency,
-                     requests=n, direct_tok_per_s=round(direct["tok_per_s"], 1),
-                     actor_tok_per_s=round(actor["tok_per_s"], 1),
-                     actor_vs_direct=round(ratio, 3), ttft_overhead_ms=round(added, 2))  # fmt: skip
+            log.info(
+                "bench.level",
+                repeat=r + 1,
+                of=repeats,
+                concurrency=concurrency,
+                requests=n,
+                direct_tok_per_s=round(direct["tok_per_s"], 1),
+                actor_tok_per_s=round(actor["tok_per_s"], 1),
+                actor_vs_direct=round(ratio, 3),
+                ttft_overhead_ms=round(added, 2),
+            )
         samples, seconds = await run_sequential(naive, workload.sequential_requests)
         sequential = summarize(samples, seconds)
         _record(raw, "sequential_{}", sequential)
@@ -225,8 +247,15 @@ def main(
         workload = msgspec.structs.replace(workload, concurrency=tuple(sorted(set(concurrency))))
     backend = _backend(engine, workload, quick, model)  # fails fast without vLLM
     raw: dict[str, list[float]] = {}
-    with running("inference", out, engine=engine, quick=quick, tiny=tiny, repeats=repeats,
-                 concurrency=workload.concurrency) as session:  # fmt: skip
+    with running(
+        "inference",
+        out,
+        engine=engine,
+        quick=quick,
+        tiny=tiny,
+        repeats=repeats,
+        concurrency=workload.concurrency,
+    ) as session:
         loop = run(_measure(backend, workload, repeats, raw))
         notes += backend.notes()
         notes += session.load_note(

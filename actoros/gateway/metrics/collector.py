@@ -38,9 +38,26 @@ log = structlog.get_logger("actoros.gateway.metrics")
 
 #: seconds; from a fake engine's sub-millisecond answers to a CPU model's minutes-long ones
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    320.0,
+    640.0,
+)
 ASK_TIMEOUT = 1.0  # seconds a scrape waits for the scheduler's and the inference actor's stats
 _TASK_STATES = ("queued", "running", "done", "failed")
 
