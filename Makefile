@@ -48,5 +48,9 @@ run:
 bench:
 	$(BIN)/actoros bench core
 
+# ruff's rules and formatting on the whole tree; mypy --strict on the core (the aim of
+# STYLE.md; its settings are in pyproject.toml)
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict actoros/core
