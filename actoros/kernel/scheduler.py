@@ -43,23 +43,37 @@ With ``path=":memory:"`` nothing survives the scheduler itself.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import itertools
-import sqlite3
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 import structlog
 
 from actoros.core import Actor, ActorRef, ActorStopped, Context, DeferredReply, SupervisorSpec
 
+from . import journal
 from ._protocol import refuse
-from ._sqlite import SQLiteWorker, transaction
+from ._sqlite import SQLiteWorker
+from .journal import journaled_results, task_digest
+from .tasks import (
+    Drain,
+    Forget,
+    Policy,
+    SchedulerRequest,
+    SchedulerStats,
+    Stats,
+    Status,
+    Submit,
+    SubmitAndWait,
+    Task,
+    TaskHandler,
+    TaskInterrupted,
+    TaskResult,
+    Wait,
+)
 
 __all__ = [
     "Drain",
@@ -82,85 +96,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger("actoros.kernel.scheduler")
-
-Policy = Literal["fifo", "priority"]
-Status = Literal["queued", "running", "done", "failed"]
-
-
-class Task(msgspec.Struct, frozen=True, kw_only=True):
-    kind: str
-    payload: dict[str, Any] = {}
-    priority: int = 0
-    id: str | None = None
-
-
-class Submit(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """Queue a task; the reply is its id. ``notify=True``: tell the sender its ``TaskResult``."""
-
-    task: Task
-    notify: bool = False
-
-
-class SubmitAndWait(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """Queue a task (or join one with the same id); the reply is its ``TaskResult``."""
-
-    task: Task
-
-
-class Wait(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """The ``TaskResult`` of the task ``id`` submitted before, once it finishes (at once when
-    the journal holds it as finished). An id the scheduler does not know fails the ask with
-    ``LookupError``. Unlike a ``SubmitAndWait``, it asks nothing: it never runs a task (an
-    interrupted one waits for the next start)."""
-
-    id: str
-
-
-class Stats(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """Ask for ``SchedulerStats``."""
-
-
-class Forget(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """Drop the finished (done or failed) tasks of ``kind`` from the journal, so a later
-    submit of one of their ids runs it again; the reply is how many were forgotten. Queued and
-    running tasks are kept. Ask it before submitting the tasks it concerns."""
-
-    kind: str
-
-
-class Drain(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """Hand out no more tasks (before a shutdown): queued tasks, and tasks submitted from now
-    on, stay queued in the journal for the next start; running ones finish or are interrupted.
-    The reply is how many tasks are running."""
-
-
-SchedulerRequest = Submit | SubmitAndWait | Wait | Forget | Drain | Stats
-"""What the ``Scheduler`` takes from its users (beside its workers' ``_Finished`` and
-``_Interrupted``)."""
-
-
-class TaskInterrupted(Exception):
-    """Raised by a handler that was stopped before its task had an outcome of its own (the
-    system is shutting down): the task stays pending in the journal and runs again later."""
-
-
-class TaskResult(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    status: Literal["done", "failed"]
-    result: Any = None
-    error: str | None = None
-
-
-class SchedulerStats(msgspec.Struct, frozen=True, kw_only=True):
-    queued: int
-    running: int
-    done: int
-    failed: int
-    workers: int
-    idle_workers: int
-
-
-TaskHandler = Callable[[Task], Awaitable[Any]]
 
 
 class _Run(msgspec.Struct, tag=True, frozen=True):
@@ -202,190 +137,6 @@ class TaskQueue:
         return len(self._heap)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    digest TEXT
-);
-CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
-"""
-
-
-def _encode(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
-
-
-def task_digest(kind: str, payload: Mapping[str, Any]) -> str:
-    """What a task asks, as 32 hex digits: equal for equal ``kind`` and ``payload`` (whatever
-    the order of its keys), different otherwise. The journal compares it to tell a repeat of
-    a task from a new task that reuses an id."""
-    canonical = msgspec.json.encode(payload, order="sorted")
-    return hashlib.sha256(kind.encode() + b"\0" + canonical).hexdigest()[:32]
-
-
-def _digest_old_rows(conn: sqlite3.Connection) -> None:
-    """Journals written before tasks had a digest: add the column and fill it in."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
-    if "digest" not in columns:
-        conn.execute("ALTER TABLE tasks ADD COLUMN digest TEXT")
-    rows = conn.execute("SELECT id, kind, payload FROM tasks WHERE digest IS NULL").fetchall()
-    if rows:
-        with transaction(conn):
-            conn.executemany(
-                "UPDATE tasks SET digest = ? WHERE id = ?",
-                [(task_digest(kind, msgspec.json.decode(payload)), i) for i, kind, payload in rows],
-            )
-
-
-class _State(msgspec.Struct):
-    """The journal as loaded at start: tasks to resume, then status and digest by id."""
-
-    pending: list[Task]
-    status: dict[str, Status]
-    digest: dict[str, str]
-
-
-def _load_state(conn: sqlite3.Connection) -> _State:
-    _digest_old_rows(conn)
-    pending = [
-        Task(id=row[0], kind=row[1], payload=msgspec.json.decode(row[2]), priority=row[3])
-        for row in conn.execute(
-            "SELECT id, kind, payload, priority FROM tasks"
-            " WHERE status IN ('queued', 'running') ORDER BY seq"
-        )
-    ]
-    status: dict[str, Status] = {}
-    digest: dict[str, str] = {}
-    for task_id, task_status, what in conn.execute("SELECT id, status, digest FROM tasks"):
-        status[task_id] = task_status
-        digest[task_id] = what
-    return _State(pending, status, digest)
-
-
-def _insert(task: Task, digest: str) -> Callable[[sqlite3.Connection], None]:
-    def run(conn: sqlite3.Connection) -> None:
-        now = time.time()
-        conn.execute(
-            "INSERT INTO tasks (id, kind, payload, priority, status, digest, created, updated)"
-            " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-            (task.id, task.kind, _encode(task.payload), task.priority, digest, now, now),
-        )
-
-    return run
-
-
-def _replace(task: Task, digest: str) -> Callable[[sqlite3.Connection], None]:
-    """A new version of a known id: what it asks, queued, with no result and no attempts."""
-
-    def run(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "UPDATE tasks SET kind = ?, payload = ?, priority = ?, digest = ?, status = 'queued',"
-            " result = NULL, error = NULL, attempts = 0, updated = ? WHERE id = ?",
-            (task.kind, _encode(task.payload), task.priority, digest, time.time(), task.id),
-        )
-
-    return run
-
-
-def _mark_running(task_id: str) -> Callable[[sqlite3.Connection], None]:
-    def run(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "UPDATE tasks SET status = 'running', attempts = attempts + 1, updated = ?"
-            " WHERE id = ?",
-            (time.time(), task_id),
-        )
-
-    return run
-
-
-def _requeue(task_id: str, digest: str) -> Callable[[sqlite3.Connection], None]:
-    """An interrupted run: queued again, and the attempt does not count."""
-
-    def run(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0), updated = ?"
-            " WHERE id = ? AND digest = ? AND status = 'running'",
-            (time.time(), task_id, digest),
-        )
-
-    return run
-
-
-def _finish(result: TaskResult) -> Callable[[sqlite3.Connection], None]:
-    def run(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "UPDATE tasks SET status = ?, result = ?, error = ?, updated = ? WHERE id = ?",
-            (result.status, _encode(result.result), result.error, time.time(), result.id),
-        )
-
-    return run
-
-
-def _forget(kind: str) -> Callable[[sqlite3.Connection], list[str]]:
-    def run(conn: sqlite3.Connection) -> list[str]:
-        finished = "kind = ? AND status IN ('done', 'failed')"
-        ids = [row[0] for row in conn.execute(f"SELECT id FROM tasks WHERE {finished}", (kind,))]
-        conn.execute(f"DELETE FROM tasks WHERE {finished}", (kind,))
-        return ids
-
-    return run
-
-
-def _nothing(conn: sqlite3.Connection) -> None:
-    """A no-op journal entry: its future resolves once every earlier write is on disk."""
-
-
-def _stored_result(task_id: str, status: str, result: str | None, error: str | None) -> TaskResult:
-    value = msgspec.json.decode(result) if result is not None else None
-    return TaskResult(id=task_id, status=status, result=value, error=error)  # type: ignore[arg-type]
-
-
-def _read_result(task_id: str) -> Callable[[sqlite3.Connection], TaskResult]:
-    def run(conn: sqlite3.Connection) -> TaskResult:
-        row = conn.execute(
-            "SELECT status, result, error FROM tasks WHERE id = ?", (task_id,)
-        ).fetchone()
-        return _stored_result(task_id, *row)
-
-    return run
-
-
-async def journaled_results(path: str | Path, tasks: Iterable[Task]) -> list[TaskResult]:
-    """The results a journal at ``path`` holds as finished for ``tasks`` (matched by id and by
-    what they ask), in the order of ``tasks``; nothing for an in-memory or missing journal.
-    For after the scheduler stopped: e.g. to write out every result a run journaled."""
-    wanted = {t.id: task_digest(t.kind, t.payload) for t in tasks if t.id is not None}
-    if str(path) == ":memory:" or not Path(path).is_file() or not wanted:
-        return []
-
-    def read(conn: sqlite3.Connection) -> dict[str, TaskResult]:
-        found = {}
-        for task_id, status, result, error, digest in conn.execute(
-            "SELECT id, status, result, error, digest FROM tasks WHERE status IN ('done', 'failed')"
-        ):
-            if wanted.get(task_id) == digest:
-                found[task_id] = _stored_result(task_id, status, result, error)
-        return found
-
-    db = SQLiteWorker(path)
-    await db.start()
-    try:
-        found = await db.call(read)
-    finally:
-        await db.close()
-    return [found[task_id] for task_id in wanted if task_id in found]
-
-
 class Worker(Actor):
     """Runs one task at a time with the handler for its kind and reports to the scheduler."""
 
@@ -399,7 +150,7 @@ class Worker(Actor):
                 assert task.id is not None
                 try:
                     value = await self._handlers[task.kind](task)
-                    _encode(value)  # a result that cannot be journaled is the handler's error
+                    journal.encode(value)  # what cannot be journaled is the handler's error
                 except TaskInterrupted as exc:  # no outcome: the task stays pending
                     self._scheduler.tell(_Interrupted(ctx.self, task, digest, str(exc)))
                     return
@@ -440,7 +191,7 @@ class Scheduler(Actor):
         self._n_workers = workers
         self._queue = TaskQueue(policy)
         self.supervision = SupervisorSpec(max_restarts=worker_restarts, within=within)
-        self._db = SQLiteWorker(path, schema=_SCHEMA)
+        self._db = SQLiteWorker(path, schema=journal.SCHEMA)
         self._status: dict[str, Status] = {}
         self._digest: dict[str, str] = {}  # what each known id asks (see task_digest)
         self._queued: dict[str, Task] = {}  # the version of each queued id the queue may hand out
@@ -453,7 +204,7 @@ class Scheduler(Actor):
 
     async def on_start(self) -> None:
         await self._db.start()
-        state = await self._db.call(_load_state)
+        state = await self._db.call(journal.load_state)
         self._status, self._digest = state.status, state.digest
         for task in state.pending:
             assert task.id is not None
@@ -520,7 +271,7 @@ class Scheduler(Actor):
                     self._deliver(result, fut, digest)
                     self._free(worker)
 
-                self._db.submit(_finish(result)).add_done_callback(journaled)
+                self._db.submit(journal.finish(result)).add_done_callback(journaled)
                 return None
             case _Interrupted(worker=worker, task=task, digest=digest, reason=reason):
                 self._interrupted(worker, task, digest, reason)
@@ -550,7 +301,7 @@ class Scheduler(Actor):
                     log.info("scheduler forgot finished tasks", kind=kind, tasks=len(ids))
                     reply.resolve(len(ids))
 
-                self._db.submit(_forget(kind)).add_done_callback(forgotten)
+                self._db.submit(journal.forget(kind)).add_done_callback(forgotten)
                 return None
             case _:  # the sender's error, not a reason to restart the queue
                 refuse(message, ctx, "Scheduler", SchedulerRequest)
@@ -564,7 +315,7 @@ class Scheduler(Actor):
         """Journal and queue a new task; for a known id, deliver or wait. A future: journaled."""
         task_id = task.id
         assert task_id is not None
-        digest = task_digest(task.kind, task.payload)
+        digest = journal.task_digest(task.kind, task.payload)
         status = self._status.get(task_id)
         if status is not None and self._digest.get(task_id) != digest:
             return self._replace(task, digest)
@@ -575,10 +326,10 @@ class Scheduler(Actor):
             if held is not None:  # interrupted earlier: asked for again, so it runs again
                 self._enqueue(held)
                 self._dispatch()
-            return self._db.submit(_nothing)
+            return self._db.submit(journal.nothing)
         self._status[task_id] = "queued"
         self._digest[task_id] = digest
-        return self._queue_new(task, self._db.submit(_insert(task, digest)))
+        return self._queue_new(task, self._db.submit(journal.insert(task, digest)))
 
     def _replace(self, task: Task, digest: str) -> asyncio.Future[Any]:
         """A known id that now asks something else: the new version replaces the journal's
@@ -598,7 +349,7 @@ class Scheduler(Actor):
         self._queued.pop(task_id, None)  # a queued old version is skipped (see _dispatch)
         self._status[task_id] = "queued"
         self._digest[task_id] = digest
-        return self._queue_new(task, self._db.submit(_replace(task, digest)))
+        return self._queue_new(task, self._db.submit(journal.replace(task, digest)))
 
     def _queue_new(self, task: Task, journaled: asyncio.Future[Any]) -> asyncio.Future[Any]:
         """Queue a task just journaled, or fail it at once when no handler knows its kind."""
@@ -610,7 +361,7 @@ class Scheduler(Actor):
             result = TaskResult(id=task_id, status="failed", error=error)
             self._status[task_id] = "failed"
             digest = self._digest[task_id]
-            done = self._db.submit(_finish(result))
+            done = self._db.submit(journal.finish(result))
             done.add_done_callback(lambda f: self._deliver(result, f, digest))
             return journaled
         self._enqueue(task)
@@ -630,7 +381,7 @@ class Scheduler(Actor):
                 continue
             del self._queued[task.id]
             self._status[task.id] = "running"
-            self._db.submit(_mark_running(task.id))
+            self._db.submit(journal.mark_running(task.id))
             self._idle.pop(0).tell(_Run(task, self._digest[task.id]))
 
     def _free(self, worker: ActorRef) -> None:
@@ -668,7 +419,7 @@ class Scheduler(Actor):
             self._notify.pop(task_id, None)
             self._free(worker)
 
-        self._db.submit(_requeue(task_id, digest)).add_done_callback(journaled)
+        self._db.submit(journal.requeue(task_id, digest)).add_done_callback(journaled)
 
     def _answer_from_journal(self, task_id: str) -> asyncio.Future[TaskResult]:
         """Deliver the finished task's stored result to whoever waits for it (once read)."""
@@ -684,7 +435,7 @@ class Scheduler(Actor):
             else:
                 self._deliver(fut.result(), digest=digest)
 
-        stored = self._db.submit(_read_result(task_id))
+        stored = self._db.submit(journal.read_result(task_id))
         stored.add_done_callback(read)
         return stored
 
