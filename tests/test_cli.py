@@ -20,6 +20,7 @@ import structlog
 
 import actoros
 from actoros import cli
+from actoros.cli import _common, entry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -139,9 +140,9 @@ def test_missing_dependency_of_a_command_names_the_package(
     (tmp_path / "needs_a_dependency.py").write_text("import surely_not_installed_pkg\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(cli.UsageError, match="'surely_not_installed_pkg', which is not installed"):
-        cli._import("needs_a_dependency", "actoros thing")
+        _common.import_part("needs_a_dependency", "actoros thing")
     with pytest.raises(cli.UsageError, match="not available .*no_such_module_here is missing"):
-        cli._import("no_such_module_here", "actoros thing")
+        _common.import_part("no_such_module_here", "actoros thing")
 
 
 # -- in-process: commands that fail on purpose ---------------------------------------------
@@ -152,11 +153,11 @@ def command(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     """Register a ``probe`` subcommand whose handler is the last item appended to the list."""
     handlers: list[object] = []
 
-    def add_probe(subcommands: cli.Subcommands) -> None:
+    def add_probe(subcommands: _common.Subcommands) -> None:
         probe = subcommands.add_parser("probe")
         probe.set_defaults(handler=lambda args: handlers[-1](args))  # type: ignore[operator]
 
-    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, add_probe))
+    monkeypatch.setattr(entry, "COMMANDS", (*entry.COMMANDS, add_probe))
     saved = structlog.get_config()  # main() configures logging; give it back
     try:
         yield handlers

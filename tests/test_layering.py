@@ -1,14 +1,18 @@
-"""The architecture, guarded: layers import downwards only (see DESIGN.md, "Layers").
+"""The architecture, guarded: every layer imports only what it may (docs/architecture.md,
+"Layers").
 
-``cli`` and ``bench`` are tools on top that no layer may import. Only ``actoros/inference/``
-talks to vLLM, and only the CLI layer reads YAML. Imports are read with ``ast`` (relative ones
-resolved, lazy ones included), so nothing is run.
+``ALLOWED`` is the whole matrix: for each top-level part of the package, the other parts it may
+import. A part missing from it fails the test (a new layer must say where it sits), and
+``test_a_planted_violation_is_caught`` plants a forbidden import in every layer, so the checker
+cannot pass by seeing nothing. Only the engine modules of ``inference/`` talk to vLLM, and only
+the config loader and the CLI read YAML. Imports are read with ``ast`` (relative ones resolved,
+lazy ones included), so nothing is run.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +20,31 @@ import pytest
 import actoros
 
 PACKAGE = Path(actoros.__file__).parent
-TOOLS = ["cli", "bench"]
-# What each part of the package must not import, from DESIGN.md: core knows nothing of LLMs,
-# agents or the kernel built on it; inference knows nothing of agents; no layer imports a tool.
-FORBIDDEN = {
-    "core": ["kernel", "inference", "agents", *TOOLS],
-    "kernel": TOOLS,
-    "inference": ["agents", *TOOLS],
-    "agents": TOOLS,
-    "gateway": TOOLS,
+BELOW_APP = ("core", "config", "kernel", "inference", "agents", "gateway")
+ALLOWED: dict[str, frozenset[str]] = {
+    name: frozenset(parts)
+    for name, parts in {
+        # the runtime knows nothing of LLMs, config, services or agents
+        "core": ("logging",),
+        "logging": (),
+        # typed config: the schema of every part above core (config.Backoff is core's)
+        "config": ("core",),
+        "kernel": ("core", "config"),
+        # inference knows nothing of agents (nor of the gateway or the app above it)
+        "inference": ("core", "config", "kernel"),
+        "agents": ("core", "config", "kernel", "inference"),
+        # the gateway reaches the running system through its Host protocol, not the app
+        "gateway": ("core", "config", "kernel", "inference", "agents"),
+        "app": (*BELOW_APP, "logging"),
+        # helpers for users' tests and for stopping a run's processes
+        "testing": ("core", "logging"),
+        "stopping": ("core", "inference"),
+        # tools on top: nothing imports them but the CLI (and bench's children)
+        "bench": (*BELOW_APP, "app", "logging", "testing"),
+        "cli": (*BELOW_APP, "app", "bench", "logging", "stopping"),
+        "__init__": ("core", "logging"),
+        "__main__": ("cli",),
+    }.items()
 }
 
 
@@ -73,6 +93,28 @@ def within(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
+def part_of(path: Path) -> str:
+    """The top-level part of the package a module belongs to (``core``, ``cli``, ...)."""
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def layer_violations(part: str, imports: Iterable[tuple[int, str]], where: str) -> list[str]:
+    """The imports of ``actoros.*`` from a module of ``part`` that ``ALLOWED`` forbids."""
+    allowed = ALLOWED[part] | {part}
+    return [
+        f"{where}:{line} imports {module}"
+        for line, module in imports
+        if within(module, "actoros") and module != "actoros" and target(module) not in allowed
+    ]
+
+
+def target(module: str) -> str:
+    """The part ``module`` (``actoros.X...``) is in; a name of the package root (``from
+    actoros import ActorSystem``) is the public API, which re-exports the core."""
+    name = module.split(".")[1]
+    return name if name in ALLOWED else "core"
+
+
 def violations(paths: list[Path], forbidden: list[str]) -> list[str]:
     return [
         f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
@@ -82,31 +124,52 @@ def violations(paths: list[Path], forbidden: list[str]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
-def test_layer_imports_nothing_above_it(layer: str) -> None:
-    forbidden = [f"actoros.{name}" for name in FORBIDDEN[layer]]
-    assert violations(modules(PACKAGE / layer), forbidden) == []
+PARTS = sorted({part_of(p) for p in modules(PACKAGE)})
 
 
-def test_core_exists_and_is_checked() -> None:
-    # the layer test passes trivially for a missing folder; core must not vanish unnoticed
-    assert modules(PACKAGE / "core"), "actoros/core has no modules"
+def test_every_part_of_the_package_has_its_row_in_the_matrix() -> None:
+    assert [part for part in PARTS if part not in ALLOWED] == []
+    assert "core" in PARTS, "actoros/core has no modules"  # the layer must not vanish unnoticed
 
 
-def test_only_inference_imports_vllm() -> None:
-    outside = [p for p in modules(PACKAGE) if not p.is_relative_to(PACKAGE / "inference")]
+@pytest.mark.parametrize("part", PARTS)
+def test_a_part_imports_only_what_the_matrix_allows(part: str) -> None:
+    found = [
+        problem
+        for path in modules(PACKAGE)
+        if part_of(path) == part
+        for problem in layer_violations(
+            part, imported_modules(path), str(path.relative_to(PACKAGE.parent))
+        )
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_a_planted_violation_is_caught(part: str) -> None:
+    # for every layer, an import of each part it may not import, planted in its source
+    forbidden = sorted(set(ALLOWED) - ALLOWED[part] - {part, "__init__", "__main__"})
+    assert forbidden or part == "cli", f"{part} may import everything"
+    source = "\n".join(
+        f"from actoros.{other} import x" if i % 2 else f"def f():\n    import actoros.{other}"
+        for i, other in enumerate(forbidden)
+    )
+    package = "actoros" if part in ("__init__", "__main__") else f"actoros.{part}"
+    found = layer_violations(part, imports_in(source, package), "planted")
+    assert {target(problem.rpartition(" ")[2]) for problem in found} == set(forbidden)
+
+
+def test_only_the_engine_modules_import_vllm() -> None:
+    engines = {PACKAGE / "inference" / "vllm_engine.py", PACKAGE / "inference" / "vllm_direct.py"}
+    outside = [p for p in modules(PACKAGE) if p not in engines]
     assert violations(outside, ["vllm"]) == []
 
 
-def test_only_the_cli_layer_reads_yaml() -> None:
+def test_only_the_config_loader_and_the_cli_read_yaml() -> None:
     # everything below the CLI takes typed config objects (msgspec Structs), not YAML
-    cli_layer = {PACKAGE / "cli.py", PACKAGE / "config.py"}
-    others = [
-        p
-        for p in modules(PACKAGE)
-        if p not in cli_layer and not p.is_relative_to(PACKAGE / "config")
-    ]
-    assert violations(others, ["yaml"]) == []
+    readers = [p for p in modules(PACKAGE) if part_of(p) in ("config", "cli")]
+    others = [p for p in modules(PACKAGE) if p not in readers]
+    assert readers and violations(others, ["yaml"]) == []
 
 
 def test_checker_resolves_relative_and_lazy_imports() -> None:
