@@ -194,7 +194,9 @@ class AgentConfig(_Section, frozen=True):
     sampling with ``temperature`` and ``max_tokens``). ``tools`` it can use, ``permissions``
     for its syscalls, ``restart`` policy under its supervisor (OTP: ``permanent`` always
     restarts, ``transient`` only after a crash, ``temporary`` never). ``mailbox`` bounds its
-    mailbox (``None``: unbounded).
+    mailbox (``None``: unbounded). ``constrain``: an llm agent's model output is held to its
+    tool-call protocol by the engine (structured outputs), when the engine can; ``false``:
+    free text, parsed and retried once when malformed.
     """
 
     name: Name
@@ -208,6 +210,7 @@ class AgentConfig(_Section, frozen=True):
     temperature: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.0
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
     mailbox: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
+    constrain: bool = True
 
 
 class Backoff(CoreBackoff, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -8,7 +8,7 @@ with one ``match``; what it answers (``Completion``, ``TokenDelta``) is plain da
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -26,13 +26,42 @@ class ChatMessage(msgspec.Struct, frozen=True):
     content: str
 
 
+class JsonSchema(msgspec.Struct, tag=True, frozen=True):
+    """The output must be a JSON document matching ``schema`` (a JSON Schema object)."""
+
+    schema: dict[str, Any]
+
+
+class JsonObject(msgspec.Struct, tag=True, frozen=True):
+    """The output must be one JSON object (any shape)."""
+
+
+class Regex(msgspec.Struct, tag=True, frozen=True):
+    """The output must match the regular expression ``pattern`` (whole)."""
+
+    pattern: str
+
+
+class Choice(msgspec.Struct, tag=True, frozen=True):
+    """The output must be exactly one of ``options``."""
+
+    options: tuple[str, ...]
+
+
+Constraint = JsonSchema | JsonObject | Regex | Choice
+"""What a request's output must be, enforced while it is generated (vLLM's structured outputs;
+the fake engine honours it too). An engine that cannot enforce one says so at start."""
+
+
 class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """One generation request: chat ``messages`` (through the model's chat template) or a raw
     ``prompt`` — exactly one of them.
 
     ``priority``: lower is served first (vLLM's convention); equal priorities are served fairly
     across requesters. ``stream``: deliver ``TokenDelta``s before the final ``Completion``.
-    ``ignore_eos``: keep generating to ``max_tokens`` (benchmarks).
+    ``ignore_eos``: keep generating to ``max_tokens`` (benchmarks). ``constraint``: what the
+    output must be (``Constraint``), enforced while generating. ``logprobs``: report each
+    output token's log probability and that many alternatives (``TokenLogprob``).
     """
 
     messages: tuple[ChatMessage, ...] | None = None
@@ -45,6 +74,8 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     priority: int = 0
     stream: bool = False
     ignore_eos: bool = False
+    constraint: Constraint | None = None
+    logprobs: int | None = None  # with each token, this many most likely ones (0: its own only)
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -67,12 +98,27 @@ InferenceRequest = Generate | InferenceStats
 """What the inference actor takes (its supervisor's ``Terminated`` aside)."""
 
 
+class TopLogprob(msgspec.Struct, frozen=True, gc=False):
+    token: str
+    logprob: float
+
+
+class TokenLogprob(msgspec.Struct, frozen=True):
+    """One output token, its log probability and the most likely alternatives there."""
+
+    token: str
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
 class TokenDelta(msgspec.Struct, frozen=True):
-    """New text of a streaming request; ``index`` counts deltas from 0, in order."""
+    """New text of a streaming request; ``index`` counts deltas from 0, in order.
+    ``logprobs``: one entry per token in ``text`` when the request asked for them."""
 
     request_id: str
     index: int
     text: str
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -94,6 +140,7 @@ class Completion(msgspec.Struct, frozen=True):
     finish_reason: FinishReason
     usage: Usage
     timings: Timings
+    logprobs: tuple[TokenLogprob, ...] | None = None  # every output token's, when asked for
 
 
 class InferenceRequestDone(msgspec.Struct, frozen=True, kw_only=True):
