@@ -186,7 +186,9 @@ def test_unknown_key_names_the_key_its_line_and_the_known_keys(tmp_path: Path) -
         """,
     )
     assert len(problems) == 1
-    assert problems[0].startswith("5: agents[0].colour: unknown key (known: constrain, kind, mailbox, ")
+    assert problems[0].startswith(
+        "5: agents[0].colour: unknown key (known: constrain, kind, mailbox, "
+    )
 
 
 def test_unknown_top_level_section_is_an_error(tmp_path: Path) -> None:

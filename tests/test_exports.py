@@ -8,7 +8,7 @@ import pytest
 
 import actoros
 
-# The names DESIGN.md and the brief promise (``from actoros import ...``).
+# The public contract of docs/architecture.md (``from actoros import ...``).
 PUBLIC = [
     "Actor",
     "ActorRef",
