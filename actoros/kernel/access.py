@@ -1,8 +1,8 @@
 """Syscalls and who may make them: per-agent ``Permissions`` checked by ``AccessControl``.
 
 A syscall is a message from an agent to a kernel service (docs/architecture.md, "Glossary"): a
-tool call, a message to another agent, a publish on a topic, an inference request. The services that receive one ask
-``AccessControl.check(agent, syscall)`` before doing anything; a denial raises
+tool call, a message to another agent, a publish on a topic, an inference request. The services
+that receive one ask ``AccessControl.check(agent, syscall)`` before doing anything; a denial raises
 ``PermissionDenied`` (the service turns it into an error reply, never a crash) and logs an
 ``audit.denied`` event at warning level, so every refusal leaves a trace. Allowed syscalls log
 ``audit.allowed`` at debug level.
