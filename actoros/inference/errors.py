@@ -26,3 +26,8 @@ class Overloaded(InferenceError):
 
 class EngineUnavailable(InferenceError):
     """The engine died (or is restarting); the request did not complete. Retry it."""
+
+
+class ConstraintsUnsupported(InferenceError):
+    """The engine cannot enforce output constraints (``Generate.constraint``); send the
+    request without one."""
