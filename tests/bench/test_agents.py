@@ -99,3 +99,54 @@ async def test_rule_workload_calls_the_calculator_through_the_tool_service() -> 
 
     assert isinstance(calc, AgentReply) and calc.data == {"tool": "calculator", "value": 10.5}
     assert isinstance(reply, AgentReply) and reply.text == "status of order 1: noted by rule-1"
+
+
+async def test_the_prefix_series_alternates_modes_on_agents_sharing_one_system_prompt() -> None:
+    from actoros.bench.agents._prefix import PrefixSizes, prefix_series
+    from actoros.inference.fake_engine import FakeEngine
+
+    built: list[bool] = []
+    engines: list[FakeEngine] = []
+
+    def engine(cache_on: bool) -> FakeEngine:
+        built.append(cache_on)
+        engines.append(FakeEngine(eos_after=(4, 4)))
+        return engines[-1]
+
+    metrics: dict[str, float] = {}
+    raw: dict[str, list[float]] = {}
+    notes: list[str] = []
+    sizes = PrefixSizes(agents=3, rounds=2, max_tokens=4)
+    info = await prefix_series(sizes, engine, 2048, 30.0, metrics, raw, notes, lambda: None)
+
+    assert built == [False, True]  # the cache-on engine last: vLLM's counters are its own
+    for mode in ("on", "off"):
+        assert metrics[f"prefix_{mode}_failed"] == 0
+        assert metrics[f"prefix_{mode}_ttft_p50_ms"] > 0
+        assert len(raw[f"prefix_{mode}_output_tok_per_s"]) == sizes.rounds
+        assert len(raw[f"prefix_{mode}_ttft_ms"]) == sizes.rounds * sizes.agents
+        # a warm-up round and the timed rounds, one request per agent each
+        assert len(engines[built.index(mode == "on")].generated) == (1 + 2) * 3
+    assert info["system_prompt_tokens"] > 0
+    # the fake engine has no vLLM counters: said, and no hit rate made up
+    assert "prefix_on_hit_rate" not in metrics
+    assert any("counters were not found" in n for n in notes)
+
+
+async def test_the_prefix_hit_rate_is_the_counters_growth_over_the_cache_on_rounds() -> None:
+    from actoros.bench.agents._prefix import PrefixSizes, prefix_series
+    from actoros.inference.fake_engine import FakeEngine
+
+    reads = 0
+
+    def counters() -> tuple[float, float]:  # each read: 100 more queries, 60 more hits
+        nonlocal reads
+        reads += 1
+        return 100.0 * reads, 60.0 * reads
+
+    metrics: dict[str, float] = {}
+    sizes = PrefixSizes(agents=2, rounds=3, max_tokens=4)
+    engine = lambda cache_on: FakeEngine(eos_after=(4, 4))  # noqa: E731
+    await prefix_series(sizes, engine, 2048, 30.0, metrics, {}, [], counters)
+    assert reads == 2 * 2 * sizes.rounds  # before and after every timed round
+    assert metrics["prefix_on_hit_rate"] == pytest.approx(0.6)
