@@ -215,3 +215,39 @@ async def test_the_running_summary_comes_after_the_stable_part_and_before_the_tu
         assert last[0] == kernel.engine.requests[0].messages[0]  # the stable part, unchanged
         assert last[1].role == "system" and last[1].content.startswith(SUMMARY_PREFIX)
         assert all(m.role != "system" for m in last[2:])
+
+
+# -- on the fake engine that honours constraints -------------------------------------------
+
+
+async def test_on_an_engine_that_honours_the_grammar_every_model_turn_parses() -> None:
+    from actoros.inference.fake_engine import FakeEngine
+
+    async with start_kernel(FakeEngine(eos_after=(8, 40))) as kernel:
+        ref = await kernel.spawn(orders(max_steps=3, max_tokens=200))
+        turns = malformed = 0
+        tools: list[str] = []
+        for i in range(12):
+            try:
+                reply = await ref.ask(f"Where is order {1000 + i}?")
+            except AgentError as exc:  # the step limit: the fake model may loop on tools
+                assert "no final answer within 3 model calls" in str(exc)
+                continue
+            turns += reply.model_turns
+            malformed += reply.malformed_turns
+            tools.extend(reply.tools_used)
+        assert turns > 0 and malformed == 0
+        assert set(tools) <= {"kv_get", "calculator"}
+
+
+async def test_on_an_engine_whose_canary_failed_the_agent_falls_back_and_still_answers() -> None:
+    from actoros.inference.fake_engine import FakeEngine
+
+    async with start_kernel(FakeEngine(constraints="unsupported")) as kernel:
+        ref = await kernel.spawn(orders(tools=(), permissions=Permissions(agents=("faq",))))
+        with capture_logs() as logs:
+            reply = await ref.ask("hello")
+            await ref.ask("again")
+        assert reply.text and reply.model_turns == 1
+        said = [e for e in logs if e["event"] == "agent.constraints_unsupported"]
+        assert len(said) == 1
