@@ -15,6 +15,7 @@ import structlog
 
 from actoros.agents import AgentError, UserMessage
 from actoros.config.schema import AgentConfig, Permissions
+from actoros.inference.engine import CANARY_ID
 from actoros.inference.errors import ConstraintsUnsupported
 from actoros.inference.fake_engine import render_chat
 from actoros.inference.messages import Generate, JsonSchema
@@ -33,7 +34,7 @@ class NoConstraintsEngine(ScriptedEngine):
     whose canary failed answers."""
 
     async def generate(self, request_id: str, prompt: Any, gen: Generate) -> AsyncIterator[Any]:
-        if gen.constraint is not None:
+        if gen.constraint is not None and request_id != CANARY_ID:
             self.requests.append(gen)
             raise ConstraintsUnsupported("this engine cannot enforce output constraints")
         async for out in super().generate(request_id, prompt, gen):

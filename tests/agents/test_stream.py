@@ -22,7 +22,7 @@ from actoros.agents.llm import StepFilter
 from actoros.agents.protocol import parse_step
 from actoros.config.schema import AgentConfig, Permissions, Rule
 from actoros.inference.actor import InferenceStats
-from actoros.inference.engine import EngineOutput
+from actoros.inference.engine import CANARY_ID, EngineOutput
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
 
@@ -45,6 +45,10 @@ class PacedEngine(FakeEngine):
         self.aborted = asyncio.Event()
 
     async def generate(self, request_id: str, prompt: Any, gen: Generate) -> AsyncIterator[Any]:
+        if request_id == CANARY_ID:  # the engine's start-up probe is not the test's
+            async for out in super().generate(request_id, prompt, gen):
+                yield out
+            return
         self.requests.append(gen)
         if not self.replies:
             raise AssertionError("the paced engine ran out of replies")
