@@ -92,6 +92,7 @@ TINY = Sizes(
 )
 TASK_TIMEOUT = 60.0  # seconds per task; far above any latency measured here
 REPEATS = 3  # timed batches of the rule and fake-LLM workloads; the median one is reported
+PREFIX_KV_CACHE_GIB = 1.0  # each of the two engines: room for 32 prompts of ~1k tokens at once
 VLLM_CONTEXT = 2048  # max_model_len for SmolLM2 (its context is 8k; prompts here are < 1k)
 
 
@@ -249,13 +250,18 @@ async def _prefix_vllm(
             folder,
             max_model_len=VLLM_CONTEXT,
             max_num_seqs=sizes.prefix_agents,
+            kv_cache_memory_gib=PREFIX_KV_CACHE_GIB,
             engine_args={"enable_prefix_caching": cache_on},
         )
 
     info = await prefix_series(
         prefix_sizes(sizes), engine, VLLM_CONTEXT, TASK_TIMEOUT, metrics, raw, notes
     )
-    return {"block_size": "vLLM's default (128 tokens on CPU)", **info}
+    return {
+        "block_size": "vLLM's default (128 tokens on CPU)",
+        "kv_cache_gib_per_engine": PREFIX_KV_CACHE_GIB,
+        **info,
+    }
 
 
 async def _output_tokens(inference: Any) -> float | None:
