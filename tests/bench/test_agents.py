@@ -117,9 +117,9 @@ async def test_the_prefix_series_alternates_modes_on_agents_sharing_one_system_p
     raw: dict[str, list[float]] = {}
     notes: list[str] = []
     sizes = PrefixSizes(agents=3, rounds=2, max_tokens=4)
-    info = await prefix_series(sizes, engine, 2048, 30.0, metrics, raw, notes, lambda: None)
+    info = await prefix_series(sizes, engine, 2048, 30.0, metrics, raw, notes)
 
-    assert built == [False, True]  # the cache-on engine last: vLLM's counters are its own
+    assert built == [False, True]
     for mode in ("on", "off"):
         assert metrics[f"prefix_{mode}_failed"] == 0
         assert metrics[f"prefix_{mode}_ttft_p50_ms"] > 0
@@ -128,25 +128,31 @@ async def test_the_prefix_series_alternates_modes_on_agents_sharing_one_system_p
         # a warm-up round and the timed rounds, one request per agent each
         assert len(engines[built.index(mode == "on")].generated) == (1 + 2) * 3
     assert info["system_prompt_tokens"] > 0
-    # the fake engine has no vLLM counters: said, and no hit rate made up
+    # the fake engine counts no prefix-cache hits: said, and no hit rate made up
     assert "prefix_on_hit_rate" not in metrics
-    assert any("counters were not found" in n for n in notes)
+    assert any("do not count prefix-cache hits" in n for n in notes)
 
 
-async def test_the_prefix_hit_rate_is_the_counters_growth_over_the_cache_on_rounds() -> None:
+async def test_the_prefix_hit_rate_is_each_engines_counters_growth_over_its_rounds() -> None:
     from actoros.bench.agents._prefix import PrefixSizes, prefix_series
     from actoros.inference.fake_engine import FakeEngine
 
-    reads = 0
+    reads: dict[bool, int] = {True: 0, False: 0}
+    engines: dict[int, bool] = {}
 
-    def counters() -> tuple[float, float]:  # each read: 100 more queries, 60 more hits
-        nonlocal reads
-        reads += 1
-        return 100.0 * reads, 60.0 * reads
+    def engine(cache_on: bool) -> FakeEngine:
+        built = FakeEngine(eos_after=(4, 4))
+        engines[id(built)] = cache_on
+        return built
+
+    def counters(built: FakeEngine) -> tuple[float, float]:  # a read: 100 queries, 60|0 hits
+        cache_on = engines[id(built)]
+        reads[cache_on] += 1
+        return 100.0 * reads[cache_on], (60.0 if cache_on else 0.0) * reads[cache_on]
 
     metrics: dict[str, float] = {}
     sizes = PrefixSizes(agents=2, rounds=3, max_tokens=4)
-    engine = lambda cache_on: FakeEngine(eos_after=(4, 4))  # noqa: E731
     await prefix_series(sizes, engine, 2048, 30.0, metrics, {}, [], counters)
-    assert reads == 2 * 2 * sizes.rounds  # before and after every timed round
+    assert reads == {True: 2 * sizes.rounds, False: 2 * sizes.rounds}  # around every round
     assert metrics["prefix_on_hit_rate"] == pytest.approx(0.6)
+    assert metrics["prefix_off_hit_rate"] == 0.0

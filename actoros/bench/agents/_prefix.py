@@ -10,10 +10,9 @@ round is one task for every agent at once, each on a new thread with its own que
 Per mode: the time to first token of every request (the inference actor's
 ``InferenceRequestDone``: from the request reaching the actor to its first token), p50 and
 p99 over all timed rounds; output tokens/s (the rounds' completion tokens over their wall
-time, the median round); and the hit rate vLLM reports (its ``vllm:prefix_cache_hits`` over
-``vllm:prefix_cache_queries`` counters, in tokens, over the timed rounds). vLLM keeps one set
-of those counters per process, registered by the engine built last: the engine with the
-cache on is built second, so the counters read are its own.
+time, the median round); and the hit rate vLLM reports: the prefix-cache hits over queries
+(in tokens) that each engine's scheduler counts (``VLLMEngine.prefix_cache_stats()``), over
+the timed rounds, for both engines (the one with the cache off reports none).
 """
 
 from __future__ import annotations
@@ -139,28 +138,14 @@ def system_prompt_tokens(engine: Any, agent_system_prompt: str) -> int:
     return int(tokens)
 
 
-def prefix_cache_counters() -> tuple[float, float] | None:
-    """(queries, hits) in tokens, from vLLM's Prometheus counters in this process (``None``
-    when they are not registered: vLLM not imported, or no engine built)."""
-    try:
-        from prometheus_client import REGISTRY
-    except ImportError:
+def engine_prefix_counters(engine: Any) -> tuple[float, float] | None:
+    """(queries, hits) in tokens of ``engine``'s prefix cache so far (``None``: the engine
+    does not count them, as the fake one)."""
+    stats = getattr(engine, "prefix_cache_stats", None)
+    counted = stats() if callable(stats) else None
+    if counted is None:
         return None
-    queries = REGISTRY.get_sample_value("vllm:prefix_cache_queries_total", _labels(REGISTRY))
-    hits = REGISTRY.get_sample_value("vllm:prefix_cache_hits_total", _labels(REGISTRY))
-    if queries is None or hits is None:
-        return None
-    return queries, hits
-
-
-def _labels(registry: Any) -> dict[str, str]:
-    """The labels of the registered prefix-cache counter (model name, engine index)."""
-    for metric in registry.collect():
-        if metric.name == "vllm:prefix_cache_queries":
-            for sample in metric.samples:
-                if sample.name.endswith("_total"):
-                    return dict(sample.labels)
-    return {}
+    return float(counted.queries), float(counted.hits)
 
 
 class _Side:
@@ -216,17 +201,17 @@ async def prefix_series(
     metrics: dict[str, float],
     raw: dict[str, list[float]],
     notes: list[str],
-    counters: Callable[[], tuple[float, float] | None] = lambda: prefix_cache_counters(),
+    counters: Callable[[Any], tuple[float, float] | None] = engine_prefix_counters,
 ) -> dict[str, Any]:
     """Run the series (see the module docstring); fill ``metrics`` and ``raw``; return what
-    describes it (the shared system prompt's tokens, prompt sizes). ``counters``: reads the
-    engine's (queries, hits) prefix-cache counters (``None``: there are none)."""
+    describes it (the shared system prompt's tokens, prompt sizes). ``counters(engine)``:
+    that engine's (queries, hits) prefix-cache counters (``None``: it has none)."""
     info: dict[str, Any] = {}
     stats = {True: ModeStats(), False: ModeStats()}
-    queries = hits = 0.0
+    queries = {True: 0.0, False: 0.0}
+    hits = {True: 0.0, False: 0.0}
     found = True
     async with contextlib.AsyncExitStack() as stack:
-        # the engine with the cache off first: vLLM's counters are then the cache-on engine's
         off = await _side(stack, False, engine_factory, sizes, context_tokens)
         on = await _side(stack, True, engine_factory, sizes, context_tokens)
         info["system_prompt_tokens"] = system_prompt_tokens(on.engine, shared_system_prompt())
@@ -240,13 +225,13 @@ async def prefix_series(
             await side.round(timeout)
         for r in range(sizes.rounds):
             for cache_on, side in ((True, on), (False, off)):
-                before = counters()
+                before = counters(side.engine)
                 done, seconds, batch = await side.round(timeout)
-                after = counters()
+                after = counters(side.engine)
                 _record(stats[cache_on], done, seconds, batch)
-                if cache_on and before is not None and after is not None:
-                    queries += after[0] - before[0]
-                    hits += after[1] - before[1]
+                if before is not None and after is not None:
+                    queries[cache_on] += after[0] - before[0]
+                    hits[cache_on] += after[1] - before[1]
                 found = found and after is not None
                 progress.info(
                     "bench.prefix_round",
@@ -256,9 +241,12 @@ async def prefix_series(
                     failed=batch.failed,
                 )
     if not found:
-        notes.append("prefix cache: vLLM's prefix_cache counters were not found: no hit rate")
-    elif queries > 0:
-        metrics["prefix_on_hit_rate"] = hits / queries
+        notes.append("prefix cache: the engines do not count prefix-cache hits: no hit rate")
+    else:
+        for cache_on, mode in ((True, "on"), (False, "off")):
+            rate = hits[cache_on] / queries[cache_on] if queries[cache_on] else 0.0
+            metrics[f"prefix_{mode}_hit_rate"] = rate
+            raw[f"prefix_{mode}_queries_hits"] = [queries[cache_on], hits[cache_on]]
     for cache_on, mode in ((True, "on"), (False, "off")):
         s = stats[cache_on]
         metrics[f"prefix_{mode}_ttft_p50_ms"] = percentile(s.ttft_s, 50) * 1000.0

@@ -39,6 +39,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "prefix_on_output_tok_per_s": ("prefix cache on: output tokens/s (median round)", RATE),
     "prefix_off_output_tok_per_s": ("prefix cache off: output tokens/s (median round)", RATE),
     "prefix_on_hit_rate": ("prefix cache on: hit rate vLLM reports (tokens)", ".1%"),
+    "prefix_off_hit_rate": ("prefix cache off: hit rate vLLM reports (tokens)", ".1%"),
     "prefix_on_failed": ("prefix cache on: failed tasks", COUNT),
     "prefix_off_failed": ("prefix cache off: failed tasks", COUNT),
 }

@@ -251,7 +251,7 @@ async def _prefix_vllm(
             max_model_len=VLLM_CONTEXT,
             max_num_seqs=sizes.prefix_agents,
             kv_cache_memory_gib=PREFIX_KV_CACHE_GIB,
-            engine_args={"enable_prefix_caching": cache_on},
+            enable_prefix_caching=cache_on,
         )
 
     info = await prefix_series(
