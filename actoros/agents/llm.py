@@ -21,7 +21,10 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
 Constrained turns (``AgentConfig.constrain``, on by default): every model call carries the
 agent's reply grammar (``grammar.py``: one branch per tool it may call now, one for the agents
 it may ask, one for the answer), so the engine only lets the model write a well-formed step;
-the grammar is built once and rebuilt only when the agent's permissions change. An engine that
+the grammar is built once and rebuilt only when the agent's permissions change. The last
+step's grammar (``max_steps``) lets the model only answer, so a constrained turn ends with an
+answer; a constrained step that repeats a call of the same turn (small models loop on one)
+is not run again: its result is in the thread already, and the next step must answer. An engine that
 cannot enforce constraints answers ``ConstraintsUnsupported``: the agent says so once in the
 log (``agent.constraints_unsupported``) and goes on unconstrained, with the parse-and-retry
 path above. An agent that can only answer (no tools, no agents to ask) sends no grammar: plain
@@ -93,7 +96,7 @@ from actoros.kernel.threads import (
 )
 
 from .base import Agent, Emit
-from .grammar import StepGrammar
+from .grammar import ANSWER_ONLY, StepGrammar
 from .messages import MAX_HOPS, AgentError, AgentReply, HopLimitExceeded, UserMessage
 from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
 
@@ -192,13 +195,15 @@ class LLMAgent(Agent):
         shown = _Shown(emit) if emit is not None else None
         retry_used = False  # the previous output was malformed: one retry only
         retry: tuple[ChatMessage, ...] = ()  # after malformed output: it and the correction
-        for step in range(1, self.config.max_steps + 1):
+        calls: set[str] = set()  # the tool calls and delegations of this turn, as JSON
+        answer_now = False  # a constrained step repeated a call: the next one must answer
+        last = self.config.max_steps
+        for step in range(1, last + 1):
+            constraint = self._constraint(answer_only=answer_now or step == last)
             step_filter = (
-                StepFilter(answer_json=self._constraint() is not None)
-                if shown is not None
-                else None
+                StepFilter(answer_json=constraint is not None) if shown is not None else None
             )
-            output = await self._generate(thread_id, retry, usage, step_filter, shown)
+            output = await self._generate(thread_id, retry, usage, constraint, step_filter, shown)
             retry = ()
             parsed = parse_step(output)
             usage.model_turns += 1
@@ -234,17 +239,33 @@ class LLMAgent(Agent):
                     continue
                 case ToolCall(tool=tool, arguments=arguments):
                     call = {"tool": tool, "arguments": arguments}
+                    if self._repeated(call, calls, constraint):
+                        answer_now = True
+                        continue
                     await self._append(thread_id, self._said(output, call))
                     usage.tools.append(tool)
                     result = await self._use_tool(tool, arguments)
                     await self._append(thread_id, self._tool_message(result))
                 case Delegate(agent=agent, message=question):
                     call = {"agent": agent, "message": question}
+                    if self._repeated(call, calls, constraint):
+                        answer_now = True
+                        continue
                     await self._append(thread_id, self._said(output, call))
                     result = await self._delegate(agent, question, via, usage)
                     await self._append(thread_id, self._tool_message(result))
             retry_used = False
         raise AgentError(self.name, f"no final answer within {self.config.max_steps} model calls")
+
+    def _repeated(self, call: dict[str, Any], calls: set[str], constraint: Any) -> bool:
+        """Whether a constrained step repeats a call of this turn (its result is in the thread
+        already: small models loop on it); the call is remembered otherwise."""
+        key = json.dumps(call, sort_keys=True, default=str)
+        if key in calls and constraint is not None:
+            log.info("agent.repeated_call", agent=self.name, call=key[:200])
+            return True
+        calls.add(key)
+        return False
 
     # -- syscalls --------------------------------------------------------------------------
 
@@ -253,6 +274,7 @@ class LLMAgent(Agent):
         thread_id: str,
         retry: tuple[ChatMessage, ...],
         usage: _Usage,
+        constraint: JsonSchema | None = None,
         step_filter: StepFilter | None = None,
         shown: _Shown | None = None,
     ) -> str:
@@ -273,7 +295,7 @@ class LLMAgent(Agent):
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             stream=shown is not None,
-            constraint=self._constraint(),
+            constraint=constraint,
         )
         completion = await self._complete(gen, step_filter, shown)
         if not isinstance(completion, Completion):
@@ -330,9 +352,13 @@ class LLMAgent(Agent):
     def _permissions(self) -> Permissions | None:
         return self.access.permissions_for(self.name)
 
-    def _constraint(self) -> JsonSchema | None:
-        """The reply grammar for this agent's permissions now (``None``: unconstrained)."""
-        return self.grammar.constraint(self._permissions()) if self.constrain else None
+    def _constraint(self, *, answer_only: bool = False) -> JsonSchema | None:
+        """The reply grammar for this agent's permissions now (``None``: unconstrained);
+        ``answer_only``: the one that only lets the model answer (when it has a grammar)."""
+        if not self.constrain:
+            return None
+        constraint = self.grammar.constraint(self._permissions())
+        return ANSWER_ONLY if answer_only and constraint is not None else constraint
 
     async def _generate_streamed(
         self, gen: Generate, step_filter: StepFilter, shown: _Shown

@@ -14,6 +14,7 @@ import pytest_asyncio
 import structlog
 
 from actoros.agents import AgentError, UserMessage
+from actoros.agents.grammar import ANSWER_ONLY
 from actoros.config.schema import AgentConfig, Permissions
 from actoros.inference.engine import CANARY_ID
 from actoros.inference.errors import ConstraintsUnsupported
@@ -252,3 +253,35 @@ async def test_on_an_engine_whose_canary_failed_the_agent_falls_back_and_still_a
         assert reply.text and reply.model_turns == 1
         said = [e for e in logs if e["event"] == "agent.constraints_unsupported"]
         assert len(said) == 1
+
+
+async def test_the_last_step_of_a_constrained_turn_may_only_answer(kernel: Kernel) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "%d"}}'
+    kernel.engine.replies = [call % 1, call % 2, '{"answer": "3"}']
+    ref = await kernel.spawn(orders(max_steps=3))
+    assert (await ref.ask("sum")).text == "3"
+    first, second, third = kernel.engine.requests
+    assert first.constraint is second.constraint and offered(first)[0] == "calculator"
+    assert third.constraint is ANSWER_ONLY and offered(third) == ["answer"]
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_next_step_must_answer(
+    kernel: Kernel,
+) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "6 * 7"}}'
+    kernel.engine.replies = [call, call, '{"answer": "42"}']
+    ref = await kernel.spawn(orders(max_steps=5))
+    reply = await ref.ask("6 * 7?")
+    assert (reply.text, reply.steps, reply.tools_used) == ("42", 3, ("calculator",))
+    assert kernel.engine.requests[2].constraint is ANSWER_ONLY
+    thread = await kernel.thread(reply.thread_id)
+    assert [role for role, _ in thread] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_unconstrained_a_repeated_call_runs_again(kernel: Kernel) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "6 * 7"}}'
+    kernel.engine.replies = [call, call, "42"]
+    ref = await kernel.spawn(orders(constrain=False, max_steps=5))
+    reply = await ref.ask("6 * 7?")
+    assert reply.tools_used == ("calculator", "calculator")
+    assert all(g.constraint is None for g in kernel.engine.requests)
