@@ -253,14 +253,24 @@ def test_targets_want_throughput_at_least_and_latency_at_most_vllm_serves() -> N
 
 def test_the_answers_note_names_failed_and_short_levels() -> None:
     w = msgspec.structs.replace(serve.WORKLOAD, concurrency=(1,))
-    good = {key(s, "output_tokens", 1): [192.0] for s in ("gateway", "vllm_serve")}
+    good = {
+        key(s, stat, 1): [value]
+        for s in ("gateway", "vllm_serve")
+        for stat, value in (("output_tokens", 192.0), ("input_tokens", 450.0))
+    }
     notes: list[str] = []
     serve._check_answers({**good, key("gateway", "failed", 1): [0.0, 0.0]}, w, notes)
     assert "every request succeeded" in notes[-1]
 
-    bad = {**good, key("gateway", "failed", 1): [3.0], key("vllm_serve", "output_tokens", 1): [150]}
+    bad = {
+        **good,
+        key("gateway", "failed", 1): [3.0],
+        key("vllm_serve", "output_tokens", 1): [150.0],
+        key("vllm_serve", "input_tokens", 1): [451.0],
+    }
     serve._check_answers(bad, w, notes)
     assert "`gateway` c1: 3 failed" in notes[-1] and "`vllm_serve` c1: output tokens" in notes[-1]
+    assert "c1: prompt tokens (usage) differ: [450.0] vs [451.0]" in notes[-1]
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -291,7 +301,11 @@ def result() -> ServeResult:
         engine_args=serve.ENGINE_ARGS,
         workload=w,
         servers={
-            "gateway": ServerInfo(command=["actoros", "run"], start_seconds=[30.0, 31.0]),
+            "gateway": ServerInfo(
+                command=["actoros", "run"],
+                start_seconds=[30.0, 31.0],
+                affinity={"main": [0, 1], "VLLM::Worker": [0]},
+            ),
             "vllm_serve": ServerInfo(command=["vllm", "serve"], start_seconds=[40.0, 41.0]),
         },
         client=["vllm", "bench", "serve", "--x y"],
@@ -317,6 +331,7 @@ def test_the_markdown_has_the_command_the_ratios_with_verdicts_and_every_level(
     assert "pass" in ratio_rows[0]  # latencies at 1/1.1 of vllm serve's
     assert md.count("| actoros gateway |") == len(LEVELS)
     assert "- a note" in md
+    assert "actoros gateway: main [0, 1], VLLM::Worker [0]" in md
     chart(r, tmp_path / "serve.png")
     assert (tmp_path / "serve.png").read_bytes().startswith(PNG)
 

@@ -238,6 +238,19 @@ class Server:
                 children += t.user + t.system
         return times.user + times.system, children
 
+    def affinity(self) -> dict[str, list[int]]:
+        """The CPUs each process of the server may run on (``taskset -p``), by process name:
+        ``main`` and vLLM's children (``VLLM::EngineCore``, ``VLLM::Worker``)."""
+        import psutil
+
+        assert self.proc is not None
+        main = psutil.Process(self.proc.pid)
+        out = {"main": sorted(main.cpu_affinity() or [])}
+        for child in main.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                out.setdefault(child.name(), sorted(child.cpu_affinity() or []))
+        return out
+
     def stop(self) -> None:
         """SIGINT (a graceful stop, as Ctrl-C), then SIGKILL of the process group."""
         proc = self.proc
@@ -292,10 +305,10 @@ class Client:
             return
         assert proc.stdin is not None
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            proc.stdin.close()  # the end of its commands: it exits after the current one
         try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+            proc.wait(timeout=0 if exc[0] is not None else STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # interrupted, or stuck: do not wait for the level
             proc.kill()
             proc.wait()
         self.proc = None

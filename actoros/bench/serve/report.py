@@ -78,6 +78,18 @@ def _level_table(result: ServeResult) -> list[str]:
     return lines
 
 
+def _affinity(result: ServeResult) -> list[str]:
+    """The CPUs each server's processes may use (none when not recorded)."""
+    parts = [
+        f"{LABELS[name]}: " + ", ".join(f"{proc} {cpus}" for proc, cpus in info.affinity.items())
+        for name, info in result.servers.items()
+        if info.affinity
+    ]
+    if not parts:
+        return []
+    return [f"CPUs each process may use once ready (`taskset -p`): {'; '.join(parts)}.", ""]
+
+
 def markdown(result: ServeResult) -> str:
     w = result.workload
     starts = "; ".join(
@@ -102,6 +114,7 @@ def markdown(result: ServeResult) -> str:
         client_line(result),
         "```",
         "",
+        *_affinity(result),
         "## Gateway / vllm serve (medians of per-repeat ratios)",
         "",
         *_ratio_table(result),

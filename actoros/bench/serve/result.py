@@ -67,6 +67,7 @@ class ServerInfo(msgspec.Struct, frozen=True, kw_only=True):
     command: list[str]  # the command line (the gateway's: ``actoros run`` of ``config``)
     config: str = ""  # the gateway's YAML config ("" for vllm serve)
     start_seconds: list[float] = []  # from the start of the process to the first answer
+    affinity: dict[str, list[int]] = {}  # CPUs per process once ready (main, vLLM's children)
 
 
 def key(server: str, stat: str, concurrency: int) -> str:

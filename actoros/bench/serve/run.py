@@ -117,12 +117,17 @@ def _check_answers(raw: dict[str, list[float]], workload: Workload, notes: list[
             wanted = workload.requests(c) * workload.output_len
             if any(t != wanted for t in tokens):
                 problems.append(f"`{server}` c{c}: output tokens {tokens}, expected {wanted}")
+    for c in workload.concurrency:
+        ours, theirs = (raw.get(key(s, "input_tokens", c), []) for s in SERVERS)
+        if ours != theirs:
+            problems.append(f"c{c}: prompt tokens (usage) differ: {ours} vs {theirs}")
     if problems:
         notes.append("answers: " + "; ".join(problems))
     else:
         notes.append(
             "answers: every request succeeded on both servers and made exactly "
-            f"{workload.output_len} tokens (usage counts)"
+            f"{workload.output_len} tokens, and both servers counted the same prompt tokens "
+            "(their usage)"
         )
 
 
@@ -169,7 +174,9 @@ class _Run:
             log.info("bench.server_ready", server=name, seconds=round(seconds, 1))
             info = self.servers[name]
             self.servers[name] = msgspec.structs.replace(
-                info, start_seconds=[*info.start_seconds, round(seconds, 2)]
+                info,
+                start_seconds=[*info.start_seconds, round(seconds, 2)],
+                affinity=server.affinity(),
             )
             for c in self.workload.concurrency:
                 self.level(server, repeat, c)
