@@ -147,6 +147,13 @@ def add_bench(subcommands: Subcommands) -> None:
     )
     _add_model(serve, VLLM_MODEL_HELP)
     _add_concurrency(serve)
+    serve.add_argument(
+        "--endpoint",
+        choices=("chat", "completions"),
+        default="chat",
+        help="the API both servers are driven through: /v1/chat/completions, or "
+        "/v1/completions (vllm bench serve's default) (default: %(default)s)",
+    )
     serve.set_defaults(handler=_bench_serve)
     chaos = _benchmark(
         benchmarks,
@@ -226,7 +233,12 @@ def _bench_gateway(args: argparse.Namespace) -> int:
 
 def _bench_serve(args: argparse.Namespace) -> int:
     return _run_bench(
-        args, "serve", repeats=args.repeats, model=args.model, concurrency=args.concurrency
+        args,
+        "serve",
+        repeats=args.repeats,
+        model=args.model,
+        concurrency=args.concurrency,
+        endpoint=args.endpoint,
     )
 
 

@@ -177,6 +177,21 @@ def test_the_client_sends_random_prompts_with_ignore_eos_at_the_level(tmp_path: 
     assert "--ignore-eos" in cmd
 
 
+def test_the_workload_uses_the_chosen_endpoint_and_levels_for_both_servers() -> None:
+    chat = serve.workload_for((1, 16), "chat")
+    completions = serve.workload_for((4,), "completions")
+
+    assert (chat.backend, chat.endpoint, chat.concurrency) == (
+        "openai-chat",
+        "/v1/chat/completions",
+        (1, 16),
+    )
+    assert (completions.backend, completions.endpoint) == ("openai", "/v1/completions")
+    assert completions.input_len == 128 and completions.output_len == 64
+    with pytest.raises(BenchError, match="--endpoint nope"):
+        serve.workload_for((1,), "nope")
+
+
 def test_a_missing_vllm_or_model_is_a_bench_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serve, "vllm_missing", lambda model: "vLLM is not installed")
     with pytest.raises(BenchError, match="vLLM is not installed"):

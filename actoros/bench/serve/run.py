@@ -74,8 +74,20 @@ WORKLOAD = Workload(
     endpoint="/v1/chat/completions",
     temperature=0.0,
 )
+ENDPOINTS = {  # --endpoint: vllm bench serve's backend and endpoint for each
+    "chat": ("openai-chat", "/v1/chat/completions"),
+    "completions": ("openai", "/v1/completions"),
+}
 DEFAULT_REPEATS = 2
 LOGS = "serve-logs"
+
+
+def workload_for(levels: tuple[int, ...], endpoint: str) -> Workload:
+    """``WORKLOAD`` at ``levels`` through ``endpoint`` (a key of ``ENDPOINTS``)."""
+    if endpoint not in ENDPOINTS:
+        raise BenchError(f"--endpoint {endpoint}: use one of {', '.join(ENDPOINTS)}")
+    backend, path = ENDPOINTS[endpoint]
+    return msgspec.structs.replace(WORKLOAD, concurrency=levels, backend=backend, endpoint=path)
 
 
 def _vllm_version() -> str:
@@ -224,11 +236,14 @@ def main(
     repeats: int | None = None,
     model: str | None = None,
     concurrency: tuple[int, ...] | None = None,
+    endpoint: str = "chat",
 ) -> int:
     """Run the serve benchmark; write ``serve.{json,md,png}`` to ``out``.
 
     ``quick``: concurrency 1 and 16 only. ``model``: a pulled model or a model folder
     (default: the CPU default model). ``concurrency``: the sweep (default 1, 4, 16, 32, 64).
+    ``endpoint``: ``chat`` (``/v1/chat/completions``) or ``completions`` (``/v1/completions``,
+    ``vllm bench serve``'s default, where the gateway has it), the same for both servers.
     Needs vLLM and the model (``BenchError`` otherwise).
     """
     from actoros.config import InferenceConfig
@@ -240,7 +255,7 @@ def main(
     if repeats is None:
         repeats = DEFAULT_REPEATS
     levels = tuple(sorted(set(concurrency))) if concurrency else (QUICK_SWEEP if quick else SWEEP)
-    workload = msgspec.structs.replace(WORKLOAD, concurrency=levels)
+    workload = workload_for(levels, endpoint)
     name = model or models.DEFAULT_MODEL
     model_dir = str(models.resolve(name))
     notes: list[str] = []
