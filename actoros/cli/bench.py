@@ -131,6 +131,30 @@ def add_bench(subcommands: Subcommands) -> None:
     _add_model(gateway, VLLM_MODEL_HELP)
     _add_concurrency(gateway)
     gateway.set_defaults(handler=_bench_gateway)
+    serve = _benchmark(
+        benchmarks,
+        "serve",
+        help="the gateway against `vllm serve` under vLLM's own benchmark client",
+        description="Start the gateway (actoros run, the raw model) and `vllm serve` with the "
+        "same engine arguments, one at a time and alternated, and drive each with `vllm bench "
+        "serve` (random prompts, --ignore-eos) at concurrency 1-64; write tokens/s, TTFT, "
+        "TPOT, ITL and E2EL p50/p99 and the gateway/vllm-serve ratios to serve.json, serve.md "
+        "and serve.png. Needs vLLM and the model.",
+        quick="concurrency 1 and 16 only",
+    )
+    serve.add_argument(
+        "--repeats", type=positive_int, metavar="N", help="runs per measurement (default: 2)"
+    )
+    _add_model(serve, VLLM_MODEL_HELP)
+    _add_concurrency(serve)
+    serve.add_argument(
+        "--endpoint",
+        choices=("chat", "completions"),
+        default="chat",
+        help="the API both servers are driven through: /v1/chat/completions, or "
+        "/v1/completions (vllm bench serve's default) (default: %(default)s)",
+    )
+    serve.set_defaults(handler=_bench_serve)
     chaos = _benchmark(
         benchmarks,
         "chaos",
@@ -204,6 +228,17 @@ def _bench_gateway(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         model=args.model,
         concurrency=args.concurrency,
+    )
+
+
+def _bench_serve(args: argparse.Namespace) -> int:
+    return _run_bench(
+        args,
+        "serve",
+        repeats=args.repeats,
+        model=args.model,
+        concurrency=args.concurrency,
+        endpoint=args.endpoint,
     )
 
 
