@@ -18,6 +18,25 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
    once the supervisor has replaced the engine (``ENGINE_RETRIES``), since the kernel's fault
    is not the turn's outcome.
 
+Constrained turns (``AgentConfig.constrain``, on by default): every model call carries the
+agent's reply grammar (``grammar.py``: one branch per tool it may call now, one for the agents
+it may ask, one for the answer), so the engine only lets the model write a well-formed step;
+the grammar is built once and rebuilt only when the agent's permissions change. An engine that
+cannot enforce constraints answers ``ConstraintsUnsupported``: the agent says so once in the
+log (``agent.constraints_unsupported``) and goes on unconstrained, with the parse-and-retry
+path above. An agent that can only answer (no tools, no agents to ask) sends no grammar: plain
+text is a valid final answer already.
+
+Protocol validity: each turn counts its model outputs and those that did not parse, its
+delegated turns included, in its ``AgentReply`` (``model_turns``, ``malformed_turns``,
+``tools_used``) and in one ``agent.turn`` log event, failed turns too.
+
+The prompt is laid out for the engine's prefix cache (vLLM reuses the KV cache of a prefix
+that is byte-identical, in full blocks): the stable part first — the agent's system prompt,
+then the protocol and its tools, sorted, with nothing per agent, per turn or per time in it —
+so agents that share a system prompt and tools share that prefix; then the thread's running
+summary; then the recent turns.
+
 The actor keeps no conversation state: everything a later turn needs is in the thread store,
 so an agent restarted by its supervisor carries on with its threads as they were. Turns of
 one thread run one after another; turns of different threads run at once.
@@ -51,14 +70,15 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import structlog
 
 from actoros.config.schema import AgentConfig
 from actoros.core import ActorRef
 from actoros.inference.actor import CompletionStream
-from actoros.inference.errors import EngineUnavailable
-from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
-from actoros.kernel.access import AccessControl, Infer, SendTo
+from actoros.inference.errors import ConstraintsUnsupported, EngineUnavailable
+from actoros.inference.messages import ChatMessage, Completion, Generate, JsonSchema, TokenDelta
+from actoros.kernel.access import AccessControl, Infer, Permissions, SendTo
 from actoros.kernel.keyed_lock import KeyedLock
 from actoros.kernel.threads import (
     Append,
@@ -70,6 +90,7 @@ from actoros.kernel.threads import (
 )
 
 from .base import Agent, Emit
+from .grammar import StepGrammar
 from .messages import MAX_HOPS, AgentError, AgentReply, HopLimitExceeded, UserMessage
 from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
 
@@ -89,8 +110,10 @@ class LLMAgent(Agent):
     ``inference``: the inference actor; ``threads``: the thread store; ``tools``: the tool
     service (``None``: tool calls get an error result); ``resolve_agent(name)``: the agent to
     delegate to (``None``: no such agent); ``tool_schemas``: tool name → the description and
-    argument schema shown to the model (``ToolRegistry.summaries()``). ``context_tokens``: the
-    model's context length; the prompt gets what ``max_tokens`` leaves of it.
+    argument schema shown to the model (``ToolRegistry.summaries()``); ``tool_parameters``:
+    tool name → its JSON schema of arguments, for the reply grammar (a tool missing from it
+    takes any object). ``context_tokens``: the model's context length; the prompt gets what
+    ``max_tokens`` leaves of it.
     """
 
     def __init__(
@@ -102,6 +125,7 @@ class LLMAgent(Agent):
         tools: ActorRef | None = None,
         resolve_agent: ResolveAgent | None = None,
         tool_schemas: Mapping[str, str] | None = None,
+        tool_parameters: Mapping[str, Mapping[str, Any]] | None = None,
         access: AccessControl | None = None,
         timeout: float = 120.0,
         context_tokens: int = 2048,
@@ -113,6 +137,11 @@ class LLMAgent(Agent):
         self.resolve_agent = resolve_agent
         schemas = tool_schemas or {}
         self.system_prompt = system_prompt(config, {t: schemas.get(t, "") for t in config.tools})
+        parameters = tool_parameters or {}
+        self.grammar = StepGrammar(
+            {t: parameters.get(t) for t in config.tools}, delegate_targets(config)
+        )
+        self.constrain = config.constrain  # False once the engine said it cannot
         self.budget = max(64, context_tokens - config.max_tokens)
         self._locks: KeyedLock[str] = KeyedLock()  # one turn at a time per thread
 
@@ -140,9 +169,24 @@ class LLMAgent(Agent):
     async def _turn(
         self, thread_id: str, text: str, via: tuple[str, ...], emit: Emit | None
     ) -> AgentReply:
+        usage = _Usage()  # the tokens of this turn's model calls and delegated turns
+        try:
+            return await self._steps(thread_id, text, via, emit, usage)
+        finally:
+            log.info(
+                "agent.turn",
+                agent=self.name,
+                model_turns=usage.model_turns,
+                malformed_turns=usage.malformed,
+                tools=list(usage.tools),
+                constrained=self._constraint() is not None,
+            )
+
+    async def _steps(
+        self, thread_id: str, text: str, via: tuple[str, ...], emit: Emit | None, usage: _Usage
+    ) -> AgentReply:
         await self._append(thread_id, NewMessage(role="user", content=text))
         shown = _Shown(emit) if emit is not None else None
-        usage = _Usage()  # the tokens of this turn's model calls and delegated turns
         retry_used = False  # the previous output was malformed: one retry only
         retry: tuple[ChatMessage, ...] = ()  # after malformed output: it and the correction
         for step in range(1, self.config.max_steps + 1):
@@ -150,6 +194,7 @@ class LLMAgent(Agent):
             output = await self._generate(thread_id, retry, usage, step_filter, shown)
             retry = ()
             parsed = parse_step(output)
+            usage.model_turns += 1
             if shown is not None and step_filter is not None:
                 shown.step_ended(step_filter, parsed)
             match parsed:
@@ -165,8 +210,12 @@ class LLMAgent(Agent):
                         data=data,
                         prompt_tokens=usage.prompt,
                         completion_tokens=usage.completion,
+                        model_turns=usage.model_turns,
+                        malformed_turns=usage.malformed,
+                        tools_used=tuple(usage.tools),
                     )
                 case Malformed(reason=reason):
+                    usage.malformed += 1
                     if retry_used:
                         raise AgentError(self.name, f"malformed model output twice: {reason}")
                     log.info("agent.malformed", agent=self.name, reason=reason)
@@ -179,6 +228,7 @@ class LLMAgent(Agent):
                 case ToolCall(tool=tool, arguments=arguments):
                     call = {"tool": tool, "arguments": arguments}
                     await self._append(thread_id, self._said(output, call))
+                    usage.tools.append(tool)
                     result = await self._use_tool(tool, arguments)
                     await self._append(thread_id, self._tool_message(result))
                 case Delegate(agent=agent, message=question):
@@ -216,6 +266,7 @@ class LLMAgent(Agent):
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             stream=shown is not None,
+            constraint=self._constraint(),
         )
         completion = await self._complete(gen, step_filter, shown)
         if not isinstance(completion, Completion):
@@ -234,17 +285,33 @@ class LLMAgent(Agent):
         unless a streamed step already showed some of its text (what was shown cannot be
         taken back). Any other failure is the turn's ``AgentError``.
         """
-        for attempt in range(ENGINE_RETRIES + 1):
+        attempt = 0
+        while True:
             try:
                 if step_filter is not None and shown is not None:
                     return await self._generate_streamed(gen, step_filter, shown)
                 return await self.inference.ask(gen, timeout=self.timeout)
+            except ConstraintsUnsupported as exc:
+                if gen.constraint is None:  # not ours to fix: the request had none
+                    raise AgentError(self.name, f"inference failed: {exc}") from None
+                if self.constrain:
+                    self.constrain = False
+                    log.warning(
+                        "agent.constraints_unsupported",
+                        agent=self.name,
+                        reason=str(exc),
+                        fallback="unconstrained, parse and retry",
+                    )
+                gen = msgspec.structs.replace(gen, constraint=None)
+                if step_filter is not None:
+                    step_filter.reset()
             except EngineUnavailable as exc:
                 shown_any = step_filter is not None and step_filter.shown
                 if attempt == ENGINE_RETRIES or shown_any:
                     reason = f"inference failed: EngineUnavailable: {exc}"
                     raise AgentError(self.name, reason) from None
-                log.info("agent.engine_retry", agent=self.name, attempt=attempt + 1, error=str(exc))
+                attempt += 1
+                log.info("agent.engine_retry", agent=self.name, attempt=attempt, error=str(exc))
                 if step_filter is not None:
                     step_filter.reset()  # held-back output of the failed attempt is void
             except AgentError:
@@ -252,7 +319,13 @@ class LLMAgent(Agent):
             except Exception as exc:
                 reason = f"inference failed: {type(exc).__name__}: {exc}"
                 raise AgentError(self.name, reason) from None
-        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def _permissions(self) -> Permissions | None:
+        return self.access.permissions_for(self.name)
+
+    def _constraint(self) -> JsonSchema | None:
+        """The reply grammar for this agent's permissions now (``None``: unconstrained)."""
+        return self.grammar.constraint(self._permissions()) if self.constrain else None
 
     async def _generate_streamed(
         self, gen: Generate, step_filter: StepFilter, shown: _Shown
@@ -302,6 +375,9 @@ class LLMAgent(Agent):
             return f"agent {agent} error: {exc}"
         if isinstance(reply, AgentReply):
             usage.add(reply.prompt_tokens, reply.completion_tokens)
+            usage.model_turns += reply.model_turns
+            usage.malformed += reply.malformed_turns
+            usage.tools.extend(reply.tools_used)
             text = reply.text
         else:
             text = str(reply)
@@ -329,13 +405,17 @@ class LLMAgent(Agent):
 
 
 class _Usage:
-    """Tokens a turn has used so far (its own model calls and its delegated turns)."""
+    """What a turn has used so far (its own model calls and its delegated turns): tokens,
+    model outputs and how many of them were malformed, tools called."""
 
-    __slots__ = ("prompt", "completion")
+    __slots__ = ("prompt", "completion", "model_turns", "malformed", "tools")
 
     def __init__(self) -> None:
         self.prompt = 0
         self.completion = 0
+        self.model_turns = 0
+        self.malformed = 0
+        self.tools: list[str] = []
 
     def add(self, prompt: int, completion: int) -> None:
         self.prompt += prompt
@@ -425,10 +505,15 @@ class _Shown:
             self._gap = True
 
 
+def delegate_targets(config: AgentConfig) -> list[str]:
+    """The agents ``config`` names as ones it may ask (patterns left out: no model can be
+    told a name from them)."""
+    return [a for a in (config.permissions.agents or ()) if not any(c in a for c in "*?[")]
+
+
 def system_prompt(config: AgentConfig, tools: dict[str, str]) -> str:
     """The agent's own prompt, then the protocol: its tools and the agents it may ask."""
-    agents = [a for a in (config.permissions.agents or ()) if not any(c in a for c in "*?[")]
-    protocol = protocol_prompt(tools, agents)
+    protocol = protocol_prompt(tools, delegate_targets(config))
     return f"{config.system_prompt.strip()}\n\n{protocol}" if config.system_prompt else protocol
 
 

@@ -45,7 +45,11 @@ class AgentReply(msgspec.Struct, frozen=True, kw_only=True):
     was recorded in (``None`` for agents without memory), how many ``steps`` it took (model
     calls for an LLM agent, 1 for a rule) and structured ``data`` (a tool's value, a task id).
     ``prompt_tokens`` / ``completion_tokens``: what the turn's model calls used, retries and
-    the turns of agents it delegated to included (0 for a turn that used no model)."""
+    the turns of agents it delegated to included (0 for a turn that used no model).
+
+    Protocol validity, counted like the tokens (delegated turns included): ``model_turns``
+    model outputs, of which ``malformed_turns`` did not parse as a protocol step (each one
+    retried); ``tools_used``: the tools called, in order, successful or not."""
 
     agent: str
     text: str
@@ -54,6 +58,9 @@ class AgentReply(msgspec.Struct, frozen=True, kw_only=True):
     data: dict[str, Any] = {}
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model_turns: int = 0
+    malformed_turns: int = 0
+    tools_used: tuple[str, ...] = ()
 
 
 class AgentError(Exception):

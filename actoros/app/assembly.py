@@ -222,11 +222,13 @@ def group_specs(system: System, access: AccessControl) -> list[tuple[str, Superv
     """Each agent group's supervisor, by name, in start order (the kernel must be running:
     the LLM agents' prompts describe the tools the running tool registry holds)."""
     config = system.config
-    schemas = _tool_registry(config, system.service("kv")).summaries()
+    registry = _tool_registry(config, system.service("kv"))
+    schemas = registry.summaries()
+    parameters = {s["name"]: s["parameters"] for s in registry.schemas()}  # for the grammars
     by_name = {a.name: a for a in config.agents}
     specs = []
     for name, group, children in _groups(config):
-        agents = [_agent_spec(system, by_name[c], access, schemas) for c in children]
+        agents = [_agent_spec(system, by_name[c], access, schemas, parameters) for c in children]
         if group is None:
             spec = SupervisorSpec(children=agents)
         else:
@@ -242,7 +244,11 @@ def group_specs(system: System, access: AccessControl) -> list[tuple[str, Superv
 
 
 def _agent_spec(
-    system: System, agent: AgentConfig, access: AccessControl, tool_schemas: Mapping[str, str]
+    system: System,
+    agent: AgentConfig,
+    access: AccessControl,
+    tool_schemas: Mapping[str, str],
+    tool_parameters: Mapping[str, Mapping[str, Any]],
 ) -> ChildSpec:
     """One agent: its factory finds the kernel's services anew on every (re)start."""
     config = system.config
@@ -275,6 +281,7 @@ def _agent_spec(
                 tools=service("tools"),
                 resolve_agent=resolve,
                 tool_schemas=tool_schemas,
+                tool_parameters=tool_parameters,
                 access=access,
                 timeout=timeout,
                 context_tokens=context,

@@ -22,6 +22,11 @@ from actoros.testing import test_system
 E = TypeVar("E", bound=FakeEngine)
 
 
+def tool_parameters(registry: ToolRegistry) -> dict[str, dict[str, Any]]:
+    """Tool name → its argument schema, as the assembly gives an ``LLMAgent``."""
+    return {s["name"]: s["parameters"] for s in registry.schemas()}
+
+
 async def no_summary(messages: list[ThreadMessage], previous: str | None) -> str:
     return previous or ""
 
@@ -43,6 +48,7 @@ class Kernel(msgspec.Struct, Generic[E]):
             tools=self.tools,
             resolve_agent=self.agents.get,
             tool_schemas=ToolRegistry.with_builtins().summaries(),
+            tool_parameters=tool_parameters(ToolRegistry.with_builtins()),
             **kwargs,
         )
         self.agents[config.name] = ref

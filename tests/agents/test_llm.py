@@ -74,6 +74,7 @@ async def test_a_plain_answer_is_the_reply_and_the_turn_is_recorded(kernel: Kern
         thread_id=reply.thread_id,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
+        model_turns=1,
     )
     assert reply.thread_id is not None
     assert await kernel.thread(reply.thread_id) == [

@@ -142,6 +142,7 @@ async def test_deltas_arrive_while_the_model_still_generates(kernel: Kernel) -> 
         thread_id=reply.thread_id,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=4,
+        model_turns=1,
     )
     assert kernel.engine.requests[0].stream is True
     assert await kernel.thread(reply.thread_id) == [

@@ -273,6 +273,9 @@ async def spawn_llm_agents(
                     "threads": threads,
                     "tools": tools,
                     "tool_schemas": registry.summaries(config.tools),
+                    "tool_parameters": {
+                        s["name"]: s["parameters"] for s in registry.schemas(config.tools)
+                    },
                     "access": access,
                     "context_tokens": context_tokens,
                 },
