@@ -111,3 +111,18 @@ async def test_a_task_whose_agent_fails_is_recorded_with_its_error(tmp_path: Pat
 async def test_a_config_without_a_workload_cannot_be_evaluated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no workload"):
         await evaluate(msgspec.structs.replace(desk(tmp_path), workload=None), constrain=False)
+
+
+async def test_constrained_turns_all_parse_and_their_tool_calls_are_recorded(
+    tmp_path: Path,
+) -> None:
+    # the fake engine honours the agent's grammar: every step is a valid protocol message
+    run = await evaluate(desk(tmp_path), constrain=True)
+    asked = [r for r in run.records if r.id.startswith("ask")]
+    assert run.constrain and run.malformed == 0
+    assert all(r.model_calls >= 1 and r.malformed == 0 for r in asked)
+    calls = [use for r in asked for use in r.tools]
+    assert calls and {use.tool for use in calls} == {"kv_get"}
+    assert all(isinstance(use.arguments.get("key"), str) for use in calls)
+    labels = labels_from({"tasks": {"ask": {"tools": ["kv_get"]}}}, "l.yaml")
+    assert mode_result(run, labels).summary.protocol_validity == 1.0

@@ -11,15 +11,18 @@ so the demo's seed tasks write the order book before any question reads it), at 
 workload's ``concurrency`` at once, each asked of its agent within the workload's
 ``timeout``. Each task gets a thread of its own, created before it is asked and named in its
 message, so what the agents did for it can be read back from the thread store afterwards:
-the tool calls (the ``tool_calls`` of the assistant messages) and the steps that parsed (a
-malformed output is never stored, see ``agents/llm.py``). A task answered by an LLM agent
-reports its model calls (``AgentReply.steps``, retries included) and tokens; the model calls
-less the stored steps are its malformed outputs. A failed task reports no counts, so its
+the tool calls with their arguments (the ``tool_calls`` of the assistant messages) and the
+steps that parsed (a malformed output is never stored, see ``agents/llm.py``). A task
+answered by an LLM agent reports its model turns, the malformed ones, and its tokens
+(``AgentReply.model_turns``, ``malformed_turns``). A failed task reports no counts, so its
 malformed outputs are what its error says (``malformed model output twice``: two, ``no final
 answer within N model calls``: the N less the stored steps). The run's exact count of
-malformed outputs comes from the agents' ``agent.malformed`` log events (one per first
-malformed output), plus one per ``malformed ... twice`` failure; the larger of the two counts
-is the run's (the events are dropped when logging is set above ``info``).
+malformed outputs comes from the agents' log events: the ``malformed_turns`` of every
+``agent.turn`` event (one per turn, failed ones too; a delegated turn is counted in its own
+event and its caller's), or, from agents that log no ``agent.turn``, the ``agent.malformed``
+events (one per first malformed output) plus one per ``malformed ... twice`` failure. The
+larger of that count and the records' own is the run's (log events are dropped when logging
+is set above ``info``).
 """
 
 from __future__ import annotations
@@ -126,13 +129,18 @@ async def evaluate(
                 done = time.perf_counter()
             finally:
                 await system.shutdown(timeout=30.0)
-    twice = sum(1 for r in records if r.error is not None and _TWICE in r.error)
+    turns = [e for e in events if e["event"] == "agent.turn"]
+    if turns:
+        counted = sum(int(e.get("malformed_turns", 0)) for e in turns)
+    else:
+        twice = sum(1 for r in records if r.error is not None and _TWICE in r.error)
+        counted = sum(1 for e in events if e["event"] == "agent.malformed") + twice
     inference = config.inference
     return RunRecord(
         constrain=constrain,
         model=model_id(inference) if inference is not None else None,
         records=tuple(records),
-        malformed=max(len(events) + twice, sum(r.malformed for r in records)),
+        malformed=max(counted, sum(r.malformed for r in records)),
         seconds=round(done - ready, 3),
         engine_start_seconds=round(ready - began, 3),
     )
@@ -208,15 +216,19 @@ def _record(
 ) -> TaskRecord:
     assert task.id is not None
     if reply is not None:
-        used_model = reply.prompt_tokens + reply.completion_tokens > 0
-        calls = reply.steps if used_model else 0
+        if reply.model_turns:
+            calls, malformed = reply.model_turns, reply.malformed_turns
+        else:  # a rule's reply, or an agent that does not count its turns
+            used_model = reply.prompt_tokens + reply.completion_tokens > 0
+            calls = reply.steps if used_model else 0
+            malformed = max(0, calls - valid)
         return TaskRecord(
             id=task.id,
             input=task.input,
             output=reply.text,
             tools=tools,
             model_calls=calls,
-            malformed=max(0, calls - valid),
+            malformed=malformed,
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens,
             seconds=seconds,
@@ -268,13 +280,13 @@ def _message(value: str | dict[str, Any]) -> UserMessage:
 
 @contextmanager
 def _malformed_events() -> Iterator[list[dict[str, Any]]]:
-    """The ``agent.malformed`` log events while the block runs. A processor is put in front
-    of structlog's chain in place, as ``structlog.testing.capture_logs`` does, because loggers
-    cache the chain on first use."""
+    """The ``agent.turn`` and ``agent.malformed`` log events while the block runs. A
+    processor is put in front of structlog's chain in place, as ``structlog.testing.capture_logs``
+    does, because loggers cache the chain on first use."""
     seen: list[dict[str, Any]] = []
 
     def record(logger: Any, method: str, event_dict: Any) -> Any:
-        if event_dict.get("event") == "agent.malformed":
+        if event_dict.get("event") in ("agent.turn", "agent.malformed"):
             seen.append(dict(event_dict))
         return event_dict
 
