@@ -138,3 +138,20 @@ def test_a_bad_config_is_reported_as_validate_reports_it(tmp_path: Path) -> None
     done = actoros("eval", config, "--labels", labels(tmp_path))
     assert done.returncode == 2
     assert done.stderr == actoros("validate", config).stderr != ""
+
+
+def test_a_config_the_app_cannot_assemble_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"system: {{state_dir: {tmp_path / 'state'}}}\n"
+        "services: {tools: {user: {lookup: no_such_module_here:lookup}}}\n"
+        "agents: [{name: a, kind: rule, tools: [lookup], rules: [{reply: ok}]}]\n"
+        "workload: {agent: a, tasks: [{id: q01, input: hi}]}\n",
+        encoding="utf-8",
+    )
+    done = actoros("eval", config, "--labels", labels(tmp_path, "tasks: {q01: {facts: [ok]}}\n"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"{config}:2: services.tools.user.lookup: user tool 'no_such_module_here:lookup': no "
+        "module named 'no_such_module_here' (install it, or run from its folder)"
+    )

@@ -140,6 +140,8 @@ async def _eval_async(args: argparse.Namespace, pairs: list[Any], interrupts: In
     import asyncio
     import os
 
+    from actoros.config import ConfigError
+
     evaluation = import_part("actoros.app.eval", "actoros eval")
     stop = asyncio.Event()
     interrupts.attach(stop)
@@ -149,7 +151,14 @@ async def _eval_async(args: argparse.Namespace, pairs: list[Any], interrupts: In
         for config_path, labels_path, config, labels in pairs:
             modes = []
             for constrain in MODES[args.constrain]:
-                run = await evaluation.evaluate(config, constrain=constrain, stop=stop)
+                try:
+                    run = await evaluation.evaluate(config, constrain=constrain, stop=stop)
+                except ConfigError as exc:  # what the app found when assembling the system
+                    if args.debug:
+                        traceback.print_exception(exc, file=sys.stderr)
+                    for line in exc.lines():
+                        sys.stderr.write(f"{config_path}: {line.partition(': ')[2]}\n")
+                    return 2
                 if stop.is_set():
                     sys.stderr.write("actoros: interrupted: no report written\n")
                     return 130

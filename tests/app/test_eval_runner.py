@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from actoros.app.eval import eval_config, evaluate, labels_from, mode_result
-from actoros.config import Config, parse_config
+from actoros.config import Config, WorkloadTask, parse_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -126,3 +126,15 @@ async def test_constrained_turns_all_parse_and_their_tool_calls_are_recorded(
     assert all(isinstance(use.arguments.get("key"), str) for use in calls)
     labels = labels_from({"tasks": {"ask": {"tools": ["kv_get"]}}}, "l.yaml")
     assert mode_result(run, labels).summary.protocol_validity == 1.0
+
+
+async def test_a_task_naming_a_thread_no_one_created_fails_alone(tmp_path: Path) -> None:
+    config = desk(tmp_path)
+    assert config.workload is not None
+    lost = WorkloadTask(id="lost", input={"text": "where?", "thread_id": "no-such-thread"})
+    config = msgspec.structs.replace(
+        config, workload=msgspec.structs.replace(config.workload, tasks=(lost,))
+    )
+    [record] = (await evaluate(config, constrain=False)).records
+    assert record.output is None and "no-such-thread" in (record.error or "")
+    assert record.tools == () and record.model_calls == 0

@@ -41,9 +41,9 @@ import structlog
 
 from actoros.agents import AgentError, AgentReply, UserMessage
 from actoros.config import Config, WorkloadTask
-from actoros.core import AskTimeout
+from actoros.core import ActorRef, AskTimeout
 from actoros.inference.engines import model_id
-from actoros.kernel import CreateThread, Read, ThreadMessage
+from actoros.kernel import CreateThread, Read, ThreadMessage, ThreadNotFound
 
 from ..assembly import start_system
 from ..host import System
@@ -183,7 +183,7 @@ async def run_task(system: System, task: WorkloadTask, timeout: float) -> TaskRe
         thread_id = await threads.ask(CreateThread(title=f"eval:{task.id}"), timeout=30.0)
         message = msgspec.structs.replace(message, thread_id=thread_id)
     assert message.thread_id is not None
-    before = await threads.ask(Read(thread_id=message.thread_id, limit=1), timeout=30.0)
+    before = await _read(threads, message.thread_id, limit=1)
     last_seq = before[-1].seq if before else -1
     began = time.perf_counter()
     reply: AgentReply | None = None
@@ -201,9 +201,19 @@ async def run_task(system: System, task: WorkloadTask, timeout: float) -> TaskRe
     except Exception as exc:  # an agent's error is the task's result
         error = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
     seconds = round(time.perf_counter() - began, 4)
-    messages = await threads.ask(Read(thread_id=message.thread_id), timeout=30.0)
+    messages = await _read(threads, message.thread_id)
     tools, valid = thread_steps([m for m in messages if m.seq > last_seq])
     return _record(task, reply, error, tools, valid, seconds)
+
+
+async def _read(threads: ActorRef, thread_id: str, limit: int | None = None) -> list[ThreadMessage]:
+    """The thread's messages; none when it does not exist (a task's input may name a thread
+    of its own that no one created: its agent then fails the task, and nothing is recorded)."""
+    try:
+        messages = await threads.ask(Read(thread_id=thread_id, limit=limit), timeout=30.0)
+    except ThreadNotFound:
+        return []
+    return list(messages)
 
 
 def _record(
