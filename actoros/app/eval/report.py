@@ -224,20 +224,21 @@ def chart(report: EvalReport, path: Path) -> None:
         ("protocol_validity", "protocol validity"),
     )
     groups = [(s.system, m) for s in report.systems for m in s.modes]
-    fig, axes = plt.subplots(figsize=(max(6.0, 2.2 * len(groups)), 4.0))
+    fig, axes = plt.subplots(figsize=(max(6.5, 2.4 * len(groups)), 4.5))
     width = 0.8 / len(fields)
     for i, (field, label) in enumerate(fields):
         values = [(getattr(m.summary, field) or 0.0) * 100 for _, m in groups]
         xs = [g + (i - (len(fields) - 1) / 2) * width for g in range(len(groups))]
-        axes.bar(xs, values, width, label=label)
+        bars = axes.bar(xs, values, width, label=label)
+        axes.bar_label(bars, fmt="%.0f", fontsize="x-small", padding=1)
     axes.set_xticks(range(len(groups)))
     axes.set_xticklabels([f"{name}\n{_mode(m)}" for name, m in groups])
     axes.axhline(80, color="grey", linestyle="--", linewidth=0.8)
-    axes.set_ylim(0, 105)
+    axes.set_ylim(0, 110)
     axes.set_ylabel("%")
     models = sorted({m.model or "no model" for _, m in groups})
     axes.set_title(f"actoros eval: {', '.join(models)}")
-    axes.legend(loc="upper right", fontsize="small")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
