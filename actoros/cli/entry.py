@@ -12,6 +12,7 @@ from typing import Any
 from ._common import USER_ERRORS, Parser, Subcommands
 from .bench import add_bench
 from .commands import add_model, add_top, add_validate
+from .eval import add_eval
 from .run import add_run
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -22,6 +23,7 @@ LOG_FORMATS = ("auto", "console", "json")
 
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     add_bench,
+    add_eval,
     add_model,
     add_run,
     add_top,
