@@ -17,6 +17,7 @@ from typing import Any
 
 from .engine import EngineDead, EngineOutput
 from .messages import FinishReason, Generate
+from .tool_prompt import plain_messages
 
 WORDS = (
     "the",
@@ -57,7 +58,10 @@ def render_chat(gen: Generate) -> str:
     if gen.prompt is not None:
         return gen.prompt
     assert gen.messages is not None
-    turns = [f"<|{m.role}|> {m.content}" for m in gen.messages]
+    if not gen.tools and not any(m.tool_calls for m in gen.messages):
+        turns = [f"<|{m.role}|> {m.content}" for m in gen.messages]
+    else:  # as a real engine renders tools for a template without them
+        turns = [f"<|{m['role']}|> {m['content']}" for m in plain_messages(gen.messages, gen.tools)]
     return "\n".join(turns) + "\n<|assistant|>"
 
 
