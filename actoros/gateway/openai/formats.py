@@ -281,9 +281,8 @@ class CompletionFormat:
         self._offsets = [0] * n  # characters sent so far, per choice
 
     def _logprobs(self, tokens: Any, start: int) -> CompletionLogprobs | None:
-        if self.top is None:
+        if self.top is None or tokens is None:  # not asked for, or the engine gave none
             return None
-        tokens = tokens or ()
         offsets = []
         at = start
         for t in tokens:
