@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import msgspec
+import structlog
 
-from .messages import FinishReason, Generate
+from .messages import Choice, FinishReason, Generate, TokenLogprob
+
+log = structlog.get_logger("actoros.inference")
 
 
 class EngineDead(Exception):
@@ -29,6 +32,7 @@ class EngineOutput(msgspec.Struct, frozen=True):
     finished: bool = False
     finish_reason: FinishReason | None = None  # set when finished
     prompt_tokens: int = 0  # filled on the last output when the engine knows it
+    logprobs: tuple[TokenLogprob, ...] | None = None  # one per new token, when asked for
 
 
 class Engine(Protocol):
@@ -38,10 +42,15 @@ class Engine(Protocol):
     queues requests meanwhile. ``generate`` yields outputs as tokens arrive; ``abort`` ends a
     request early (its stream then finishes with ``finish_reason="abort"``). Any call may raise
     ``EngineDead``.
+
+    ``supports_constraints`` (valid after ``start``): whether the engine enforces
+    ``Generate.constraint``; when it is false, a request with a constraint fails with
+    ``ConstraintsUnsupported`` (the engine probes it at start: ``probe_constraints``).
     """
 
     max_model_len: int
     max_num_seqs: int
+    supports_constraints: bool
 
     async def start(self) -> None: ...
 
@@ -60,3 +69,54 @@ class Engine(Protocol):
     def num_unfinished(self) -> int:
         """Requests the engine still holds (admitted and not finished or aborted)."""
         ...
+
+
+CANARY = Generate(
+    prompt="Is the sky blue? Answer yes or no. Answer:",
+    max_tokens=4,
+    constraint=Choice(("yes", "no")),
+)
+"""The engine's first request: tiny and constrained, to learn whether constraints work."""
+
+CANARY_ID = "actoros-constraint-canary"
+
+
+class ConstraintMemory:
+    """What the engines built for one inference actor learned about constraints, kept across
+    the actor's restarts (``engine_factory`` holds one): an engine that died from its canary
+    must not kill the next one the same way."""
+
+    def __init__(self) -> None:
+        self.disabled: str | None = None  # why constraints are off for every later engine
+
+
+async def probe_constraints(engine: Engine, memory: ConstraintMemory | None) -> str | None:
+    """Run the canary on a started ``engine``: ``None`` when constraints work, else the reason
+    they do not (logged once as ``inference.constraints_unsupported``). An engine the canary
+    killed raises ``EngineDead`` after ``memory`` notes it, so supervision restarts a fresh
+    engine that skips the canary and serves without constraints."""
+    if memory is not None and memory.disabled is not None:
+        reason: str | None = memory.disabled
+    else:
+        try:
+            prompt, _ = engine.render(CANARY)
+            outputs = [out async for out in engine.generate(CANARY_ID, prompt, CANARY)]
+        except EngineDead as exc:
+            reason = f"the constraint canary killed the engine ({exc})"
+            if memory is not None:
+                memory.disabled = reason
+            log.error("inference.constraints_unsupported", reason=reason)
+            raise
+        except Exception as exc:
+            reason = f"the constraint canary failed: {exc}"
+        else:
+            text = "".join(out.text for out in outputs)
+            assert isinstance(CANARY.constraint, Choice)
+            options = CANARY.constraint.options
+            ok = text in options
+            reason = (
+                None if ok else f"the constraint canary answered {text!r}, not one of {options}"
+            )
+    if reason is not None:
+        log.warning("inference.constraints_unsupported", reason=reason)
+    return reason

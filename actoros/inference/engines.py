@@ -15,7 +15,7 @@ from typing import Any
 
 from actoros.config import InferenceConfig
 
-from .engine import Engine
+from .engine import ConstraintMemory, Engine
 
 __all__ = ["FAKE_MODEL_ID", "context_tokens", "engine_factory", "make_engine", "model_id"]
 
@@ -44,17 +44,26 @@ def engine_factory(inference: InferenceConfig) -> Callable[[], Engine]:
     (a restart gets a fresh engine): ``fake`` only when the config says so, else vLLM with the
     configured model (default: the CPU default model). For vLLM, ``engine_args`` that
     ``VLLMEngine`` takes by name go to it (it applies its own defaults around them); the rest
-    go to ``AsyncEngineArgs`` unchanged."""
+    go to ``AsyncEngineArgs`` unchanged. The engines it builds share one
+    ``ConstraintMemory``: an engine that died from its constraint canary leaves the next one
+    serving without constraints instead of dying the same way."""
     args = dict(inference.engine_args)
+    memory = ConstraintMemory()
     if inference.engine == "fake":
-        return lambda: make_engine("fake", **args)
+        return lambda: make_engine("fake", constraint_memory=memory, **args)
     from .vllm_engine import VLLMEngine  # imports no vLLM until the engine starts
 
-    named = set(inspect.signature(VLLMEngine).parameters) - {"model", "engine_args"}
+    named = set(inspect.signature(VLLMEngine).parameters) - {
+        "model",
+        "engine_args",
+        "constraint_memory",
+    }
     direct = {k: v for k, v in args.items() if k in named}
     rest = {k: v for k, v in args.items() if k not in named}
     model = model_id(inference)
-    return lambda: make_engine("vllm", model=model, engine_args=rest, **direct)
+    return lambda: make_engine(
+        "vllm", model=model, engine_args=rest, constraint_memory=memory, **direct
+    )
 
 
 def model_id(inference: InferenceConfig) -> str:

@@ -26,3 +26,14 @@ class Overloaded(InferenceError):
 
 class EngineUnavailable(InferenceError):
     """The engine died (or is restarting); the request did not complete. Retry it."""
+
+
+class ConstraintsUnsupported(InferenceError):
+    """The engine cannot enforce output constraints (its start-up canary failed, or it died
+    from one); the request carried one. Send it without ``constraint`` and check the output
+    yourself (agents fall back to parse-and-retry; the gateway answers 501)."""
+
+
+class ConstraintInvalid(InferenceError):
+    """The request's constraint cannot be honoured as given (a schema that does not compile, a
+    regex the engine cannot use, a choice of nothing); fix the constraint."""

@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from .engine import EngineDead, EngineOutput
+from .engine import ConstraintMemory, EngineDead, EngineOutput
 from .errors import InferenceError
 from .messages import Generate
 from .models import DEFAULT_MODEL, ModelNotFound, resolve
@@ -70,6 +70,7 @@ class VLLMEngine:
         enforce_eager: bool = True,
         seed: int = 0,
         engine_args: Mapping[str, Any] | None = None,
+        constraint_memory: ConstraintMemory | None = None,
     ) -> None:
         self.model = model
         self._settings: dict[str, Any] = {
@@ -89,6 +90,9 @@ class VLLMEngine:
         self._tokenizer: Any = None
         self._vllm: Any = None  # vllm names used per request, imported in start()
         self._closed = False
+        self._memory = constraint_memory
+        self.supports_constraints = False  # valid after start(): its canary's verdict
+        self.constraints_reason: str | None = None
         self.max_model_len = 0  # valid after start()
         self.max_num_seqs = 0
 
