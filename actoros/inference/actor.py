@@ -54,6 +54,7 @@ from .messages import (
     InferenceStats,
     Timings,
     TokenDelta,
+    TokenLogprob,
     Usage,
 )
 
@@ -363,6 +364,7 @@ class InferenceActor(Actor):
         assert engine is not None
         gen = request.gen
         text: list[str] = []
+        logprobs: list[TokenLogprob] | None = [] if gen.logprobs is not None else None
         index = 0
         finish_reason: FinishReason = "abort"
         try:
@@ -374,10 +376,13 @@ class InferenceActor(Actor):
                     if not request.first_token:
                         request.first_token = time.perf_counter()
                     request.completion_tokens += out.token_count
+                    if logprobs is not None and out.logprobs:
+                        logprobs.extend(out.logprobs)
                     if out.text:
                         text.append(out.text)
                         if gen.stream and not request.finished:
-                            self._deliver_delta(request, TokenDelta(request.id, index, out.text))
+                            delta = TokenDelta(request.id, index, out.text, out.logprobs)
+                            self._deliver_delta(request, delta)
                             index += 1
                 if out.finished:
                     finish_reason = out.finish_reason or "stop"
@@ -413,6 +418,7 @@ class InferenceActor(Actor):
             text="".join(text),
             finish_reason=finish_reason,
             usage=Usage(prompt_tokens=request.prompt_tokens, completion_tokens=completion_tokens),
+            logprobs=None if logprobs is None else tuple(logprobs),
             timings=Timings(
                 queued=request.admitted - request.enqueued,
                 ttft=first - request.enqueued,
