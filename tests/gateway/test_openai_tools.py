@@ -7,13 +7,14 @@ results, and the 400s for bad tool input (no actor restarts)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import openai
 import pytest
 
-from .conftest import RunningGateway
+from .conftest import RunningGateway, start_gateway
 from .test_openai_errors import body, still_serving
 
 pytestmark = pytest.mark.timeout(60)
@@ -263,3 +264,27 @@ async def test_bad_tool_input_is_a_400_and_restarts_nothing(
     assert error["param"] == param
     assert says in error["message"]
     await still_serving(gateway)
+
+
+async def test_an_engine_without_constraints_answers_501_and_still_serves(
+    tmp_path: Path,
+) -> None:
+    inference = {"engine": "fake", "engine_args": {"constraints": "unsupported"}}
+    async with start_gateway(tmp_path, inference=inference) as gateway:
+        client = gateway.client()
+        for fields in (
+            {"tools": TOOLS, "tool_choice": "required"},
+            {"response_format": {"type": "json_object"}},
+        ):
+            with pytest.raises(openai.APIStatusError) as caught:
+                await client.chat.completions.create(model="fake", messages=USER, **fields)
+            assert caught.value.status_code == 501
+            error = body(caught.value)
+            assert error["code"] == "constraints_unsupported"
+            assert "without" in error["message"]
+        # tools the model may call on its own need no constraint
+        auto = await client.chat.completions.create(
+            model="fake", messages=USER, tools=TOOLS, max_tokens=4
+        )
+        assert auto.choices[0].message.content
+        await still_serving(gateway)
