@@ -23,7 +23,9 @@ async def test_a_text_completion_has_text_usage_and_a_finish_reason(
     gateway: RunningGateway,
 ) -> None:
     client = gateway.client()
-    completion = await client.completions.create(model="fake", prompt="Once upon a time", max_tokens=5)
+    completion = await client.completions.create(
+        model="fake", prompt="Once upon a time", max_tokens=5
+    )
     assert completion.object == "text_completion"
     assert completion.id.startswith("cmpl-")
     assert completion.model == "fake"
@@ -197,7 +199,13 @@ async def test_health_is_503_until_the_engine_is_ready(tmp_path: Path) -> None:
             assert health.status_code == 503
             models = (await http.get("/v1/models")).json()["data"]
             ready = {m["id"]: m["actoros_ready"] for m in models}
-            assert ready == {"echo": True, "hold": True, "faq": False, "router": True, "fake": False}
+            assert ready == {
+                "echo": True,
+                "hold": True,
+                "faq": False,
+                "router": True,
+                "fake": False,
+            }
             assert (await http.get("/v1/models/fake")).json()["actoros_ready"] is False
 
 

@@ -51,8 +51,10 @@ async def test_bind_tools_gives_tool_calls_langchain_can_run(gateway: RunningGat
     assert isinstance(call["args"]["include_items"], bool)
     result = get_order.invoke(call["args"])  # the arguments are what the tool takes
     # the conversation goes on with the tool's result, as an agent loop sends it
-    follow = await chat(gateway).bind_tools([get_order]).ainvoke(
-        [question, reply, ToolMessage(result, tool_call_id=call["id"])]
+    follow = (
+        await chat(gateway)
+        .bind_tools([get_order])
+        .ainvoke([question, reply, ToolMessage(result, tool_call_id=call["id"])])
     )
     assert follow.content
 

@@ -37,13 +37,17 @@ TIME_PARAMS = {
 TOOLS: list[Any] = [
     {
         "type": "function",
-        "function": {"name": "get_weather", "description": "The weather", "parameters": WEATHER_PARAMS},
+        "function": {
+            "name": "get_weather",
+            "description": "The weather",
+            "parameters": WEATHER_PARAMS,
+        },
     },
     {
         "type": "function",
         "function": {"name": "get_time", "description": "The time", "parameters": TIME_PARAMS},
     },
-]  # fmt: skip
+]
 PARAMS = {"get_weather": WEATHER_PARAMS, "get_time": TIME_PARAMS}
 
 
@@ -227,12 +231,24 @@ TOOL_ERRORS = [
         "invalid function name",
     ),
     (
-        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "required": "x"}}}]},
+        {
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "f", "parameters": {"type": "object", "required": "x"}},
+                }
+            ]
+        },
         "tools[0].function.parameters",
         "invalid JSON schema",
     ),
     (
-        {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nope"}}}},
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "nope"}},
+            }
+        },
         "response_format.json_schema.schema",
         "invalid JSON schema",
     ),
@@ -248,7 +264,7 @@ TOOL_ERRORS = [
         "needs 'tool_call_id'",
     ),
     ({"response_format": {"type": "xml"}}, "response_format.type", "Invalid request body"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("fields", "param", "says"), TOOL_ERRORS)

@@ -63,7 +63,12 @@ def test_required_is_an_array_of_calls_one_branch_per_tool() -> None:
 
 
 def test_a_named_function_constrains_to_its_arguments() -> None:
-    p = plan(tools(WEATHER, TIME), choice({"type": "function", "function": {"name": "get_weather"}}), None, None)
+    p = plan(
+        tools(WEATHER, TIME),
+        choice({"type": "function", "function": {"name": "get_weather"}}),
+        None,
+        None,
+    )
     assert p.mode == "named" and p.named == "get_weather"
     assert p.constraint == JsonSchema(WEATHER["function"]["parameters"])  # type: ignore[index]
 
@@ -74,27 +79,106 @@ def test_auto_and_none_leave_the_output_free_and_json_modes_constrain_it() -> No
     assert plan(tools(WEATHER), "none", None, None).mode == "text"
     assert plan(None, None, None, fmt({"type": "json_object"})).constraint == JsonObject()
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
-    js = fmt({"type": "json_schema", "json_schema": {"name": "A", "schema": schema, "strict": True}})
+    js = fmt(
+        {"type": "json_schema", "json_schema": {"name": "A", "schema": schema, "strict": True}}
+    )
     assert plan(None, None, None, js).constraint == JsonSchema(schema)
 
 
 @pytest.mark.parametrize(
     ("args", "param", "says"),
     [
-        ((tools(WEATHER), choice({"type": "function", "function": {"name": "nope"}}), None, None), "tool_choice", "does not declare"),
+        (
+            (
+                tools(WEATHER),
+                choice({"type": "function", "function": {"name": "nope"}}),
+                None,
+                None,
+            ),
+            "tool_choice",
+            "does not declare",
+        ),
         ((None, "required", None, None), "tool_choice", "needs 'tools'"),
         ((tools(WEATHER), "sometimes", None, None), "tool_choice", "invalid tool_choice"),
-        ((tools({"type": "function", "function": {"name": "bad name!"}}), None, None, None), "tools[0].function.name", "invalid function name"),
+        (
+            (tools({"type": "function", "function": {"name": "bad name!"}}), None, None, None),
+            "tools[0].function.name",
+            "invalid function name",
+        ),
         ((tools(TIME, TIME), None, None, None), "tools[1].function.name", "declared twice"),
-        ((tools({"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "wizard"}}}}}), None, None, None), "tools[0].function.parameters", "invalid JSON schema"),
-        ((tools({"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}), None, None, None), "tools[0].function.parameters", "type 'object'"),
-        ((None, None, None, fmt({"type": "json_schema", "json_schema": {"name": "A", "schema": {"type": 3}}})), "response_format.json_schema.schema", "invalid JSON schema"),
-        ((None, None, None, fmt({"type": "json_schema"})), "response_format.json_schema", "needs 'json_schema'"),
-        ((tools(WEATHER), "required", None, fmt({"type": "json_object"})), "response_format", "cannot be combined"),
+        (
+            (
+                tools(
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"a": {"type": "wizard"}},
+                            },
+                        },
+                    }
+                ),
+                None,
+                None,
+                None,
+            ),
+            "tools[0].function.parameters",
+            "invalid JSON schema",
+        ),
+        (
+            (
+                tools(
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"type": "string"}},
+                    }
+                ),
+                None,
+                None,
+                None,
+            ),
+            "tools[0].function.parameters",
+            "type 'object'",
+        ),
+        (
+            (
+                None,
+                None,
+                None,
+                fmt({"type": "json_schema", "json_schema": {"name": "A", "schema": {"type": 3}}}),
+            ),
+            "response_format.json_schema.schema",
+            "invalid JSON schema",
+        ),
+        (
+            (None, None, None, fmt({"type": "json_schema"})),
+            "response_format.json_schema",
+            "needs 'json_schema'",
+        ),
+        (
+            (tools(WEATHER), "required", None, fmt({"type": "json_object"})),
+            "response_format",
+            "cannot be combined",
+        ),
     ],
-    ids=["unknown-named", "required-no-tools", "bad-choice", "bad-name", "twice", "bad-schema", "not-object", "bad-format-schema", "format-no-schema", "format-and-required"],
-)  # fmt: skip
-def test_bad_tool_fields_are_400s_naming_the_field(args: tuple[Any, ...], param: str, says: str) -> None:
+    ids=[
+        "unknown-named",
+        "required-no-tools",
+        "bad-choice",
+        "bad-name",
+        "twice",
+        "bad-schema",
+        "not-object",
+        "bad-format-schema",
+        "format-no-schema",
+        "format-and-required",
+    ],
+)
+def test_bad_tool_fields_are_400s_naming_the_field(
+    args: tuple[Any, ...], param: str, says: str
+) -> None:
     with pytest.raises(APIError) as caught:
         plan(*args)
     assert caught.value.status == 400
@@ -120,7 +204,10 @@ def test_smollm2_tool_call_blocks_read_as_calls() -> None:
 def test_bare_json_calls_read_as_calls_with_arguments_or_parameters() -> None:
     _, calls = read_output('{"name": "get_weather", "parameters": {"city": "Rome"}}', AUTO)
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Rome"})]
-    text = '[{"name": "get_time", "arguments": "{}"}, {"name": "get_weather", "arguments": {"city": "Oslo"}}]'
+    text = (
+        '[{"name": "get_time", "arguments": "{}"}, '
+        '{"name": "get_weather", "arguments": {"city": "Oslo"}}]'
+    )
     assert [c.name for c in read_output(text, AUTO)[1]] == ["get_time", "get_weather"]
 
 
@@ -138,7 +225,12 @@ def test_text_that_is_no_well_formed_call_stays_content(text: str) -> None:
 
 
 def test_named_and_required_outputs_read_back() -> None:
-    named = plan(tools(WEATHER), choice({"type": "function", "function": {"name": "get_weather"}}), None, None)
+    named = plan(
+        tools(WEATHER),
+        choice({"type": "function", "function": {"name": "get_weather"}}),
+        None,
+        None,
+    )
     [call] = read_output('{"city": "Lima"}', named)[1]
     assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Lima"}
     required = plan(tools(WEATHER, TIME), "required", None, None)
@@ -159,12 +251,17 @@ def test_tools_join_the_system_prompt_and_calls_are_written_back() -> None:
     messages = (
         ChatMessage("system", "be brief"),
         ChatMessage("user", "weather in Paris?"),
-        ChatMessage("assistant", "", tool_calls=(ToolCall("call_1", "get_weather", '{"city":"Paris"}'),)),
+        ChatMessage(
+            "assistant", "", tool_calls=(ToolCall("call_1", "get_weather", '{"city":"Paris"}'),)
+        ),
         ChatMessage("tool", "sunny", tool_call_id="call_1", name="get_weather"),
-    )  # fmt: skip
+    )
     spec = ToolSpec("get_weather", "The weather", {"type": "object", "properties": {}})
     out = plain_messages(messages, (spec,))
     assert out[0]["role"] == "system" and out[0]["content"].startswith("be brief\n\n")
     assert '"name":"get_weather"' in out[0]["content"] and "<tools>" in out[0]["content"]
-    assert out[2]["content"] == '<tool_call>[{"name":"get_weather","arguments":{"city":"Paris"}}]</tool_call>'
+    assert (
+        out[2]["content"]
+        == '<tool_call>[{"name":"get_weather","arguments":{"city":"Paris"}}]</tool_call>'
+    )
     assert out[3] == {"role": "tool", "content": "sunny"}
