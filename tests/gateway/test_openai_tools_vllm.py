@@ -11,7 +11,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ..test_examples import needs_smollm2
 from .conftest import engine_ready, start_gateway
 
 pytestmark = [
@@ -33,6 +32,16 @@ TOOLS = [
         "function": {"name": "kv_get", "description": "Read a stored value", "parameters": PARAMS},
     }
 ]
+
+
+def needs_smollm2() -> None:
+    pytest.importorskip("vllm", reason="needs vLLM: pip install -e '.[cpu]'")
+    from actoros.inference.models import DEFAULT_MODEL, ModelNotFound, resolve
+
+    try:
+        resolve(DEFAULT_MODEL)
+    except ModelNotFound:
+        pytest.skip(f"{DEFAULT_MODEL} is not pulled: run 'actoros model pull' (make setup does)")
 
 
 async def test_smollm2_makes_a_schema_valid_tool_call(tmp_path: Path) -> None:
