@@ -18,7 +18,13 @@ from starlette.responses import Response
 
 from actoros.agents import AgentError
 from actoros.core import ActorStopped, AskTimeout, MailboxFull
-from actoros.inference.errors import EngineUnavailable, Overloaded, PromptTooLong
+from actoros.inference.errors import (
+    ConstraintInvalid,
+    ConstraintsUnsupported,
+    EngineUnavailable,
+    Overloaded,
+    PromptTooLong,
+)
 
 __all__ = [
     "CLOSE",
@@ -106,7 +112,9 @@ def from_exception(exc: BaseException, *, what: str) -> APIError:
 
     Looked up through the chain of causes, so an agent that failed because the engine was
     down answers 503 like the raw model does: ``Overloaded`` → 429, ``EngineUnavailable`` →
-    503, ``PromptTooLong`` → 400 ``context_length_exceeded``, a timeout → 504, an agent
+    503, ``PromptTooLong`` → 400 ``context_length_exceeded``, ``ConstraintsUnsupported`` (an
+    engine without structured outputs) → 501, ``ConstraintInvalid`` → 400 ``invalid_schema``,
+    a timeout → 504, an agent
     that could not answer → 422 ``agent_error``, a stopped actor → 503.
     """
     if isinstance(exc, APIError):
@@ -128,6 +136,17 @@ def from_exception(exc: BaseException, *, what: str) -> APIError:
             )
         if isinstance(cause, PromptTooLong):
             return APIError(400, str(cause), param="messages", code="context_length_exceeded")
+        if isinstance(cause, ConstraintsUnsupported):
+            return APIError(
+                501,
+                f"{what} cannot enforce structured output ({cause}): send the request without "
+                "tool_choice 'required' or a named function and without response_format "
+                "json_object / json_schema",
+                type="server_error",
+                code="constraints_unsupported",
+            )
+        if isinstance(cause, ConstraintInvalid):
+            return APIError(400, str(cause), param="response_format", code="invalid_schema")
     if isinstance(exc, AskTimeout | asyncio.TimeoutError | TimeoutError):
         return APIError(
             504,

@@ -35,6 +35,7 @@ from .constraints import Unsatisfiable, satisfy
 from .engine import CANARY_ID, ConstraintMemory, EngineDead, EngineOutput, probe_constraints
 from .errors import ConstraintInvalid, ConstraintsUnsupported
 from .messages import FinishReason, Generate, TokenLogprob, TopLogprob
+from .tool_prompt import plain_messages
 
 WORDS = (
     "the",
@@ -75,7 +76,10 @@ def render_chat(gen: Generate) -> str:
     if gen.prompt is not None:
         return gen.prompt
     assert gen.messages is not None
-    turns = [f"<|{m.role}|> {m.content}" for m in gen.messages]
+    if not gen.tools and not any(m.tool_calls for m in gen.messages):
+        turns = [f"<|{m.role}|> {m.content}" for m in gen.messages]
+    else:  # as a real engine renders tools for a template without them
+        turns = [f"<|{m['role']}|> {m['content']}" for m in plain_messages(gen.messages, gen.tools)]
     return "\n".join(turns) + "\n<|assistant|>"
 
 

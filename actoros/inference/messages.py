@@ -21,9 +21,35 @@ is a failed request (``InferenceRequestDone``) or, from vLLM, a retryable fault 
 request; ``repetition``: vLLM saw the output loop."""
 
 
+class ToolCall(msgspec.Struct, frozen=True):
+    """A function call an assistant turn made: ``arguments`` is the JSON text of its arguments
+    (as the OpenAI API carries it)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class ChatMessage(msgspec.Struct, frozen=True):
+    """One turn of a chat. An assistant turn may carry the ``tool_calls`` it made; a ``tool``
+    turn answers one of them (``tool_call_id``; ``name``: the function's)."""
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(msgspec.Struct, frozen=True):
+    """A function the model may call: its name, description and JSON-schema ``parameters``,
+    rendered into the prompt (the model's chat template where it takes tools)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
 
 
 class JsonSchema(msgspec.Struct, tag=True, frozen=True):
@@ -61,7 +87,8 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     across requesters. ``stream``: deliver ``TokenDelta``s before the final ``Completion``.
     ``ignore_eos``: keep generating to ``max_tokens`` (benchmarks). ``constraint``: what the
     output must be (``Constraint``), enforced while generating. ``logprobs``: report each
-    output token's log probability and that many alternatives (``TokenLogprob``).
+    output token's log probability and that many alternatives (``TokenLogprob``). ``tools``:
+    the functions the model is told it may call (with ``messages`` only).
     """
 
     messages: tuple[ChatMessage, ...] | None = None
@@ -76,6 +103,7 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     ignore_eos: bool = False
     constraint: Constraint | None = None
     logprobs: int | None = None  # with each token, this many most likely ones (0: its own only)
+    tools: tuple[ToolSpec, ...] = ()  # functions the model may call (rendered into the prompt)
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -88,6 +116,8 @@ class Generate(msgspec.Struct, tag=True, frozen=True, kw_only=True):
             raise ValueError(f"Generate.top_p must be in (0, 1], got {self.top_p}")
         if any(not stop for stop in self.stop):
             raise ValueError("Generate.stop strings must not be empty")
+        if self.tools and self.messages is None:
+            raise ValueError("Generate.tools need messages= (a chat), not prompt=")
 
 
 class InferenceStats(msgspec.Struct, tag=True, frozen=True):

@@ -63,6 +63,7 @@ from .messages import (
 )
 from .models import DEFAULT_MODEL, ModelNotFound, resolve
 from .processes import EngineThread
+from .tool_prompt import hf_messages, hf_tools, plain_messages, takes_tools
 
 __all__ = ["PrefixCacheStats", "VLLMEngine"]
 
@@ -205,8 +206,7 @@ class VLLMEngine:
     def render(self, gen: Generate) -> tuple[list[int], int]:
         tokenizer = self._require()[1]
         if gen.messages is not None:
-            chat = [{"role": m.role, "content": m.content} for m in gen.messages]
-            text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            text = _chat_text(tokenizer, gen)
             ids = tokenizer.encode(text, add_special_tokens=False)
         else:
             assert gen.prompt is not None
@@ -443,3 +443,24 @@ def _model_location(model: str | os.PathLike[str]) -> str:
 
 def _shutdown_llm(llm: Any) -> None:
     llm.shutdown()
+
+
+def _chat_text(tokenizer: Any, gen: Generate) -> str:
+    """The chat through the model's template: with its tools where the template takes them,
+    else with the tools as a system-prompt block (``tool_prompt.py``)."""
+    assert gen.messages is not None
+    plain = not any(m.tool_calls or m.tool_call_id for m in gen.messages)
+    if not gen.tools and plain:
+        chat: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in gen.messages]
+        return str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))
+    if takes_tools(getattr(tokenizer, "chat_template", None)):
+        return str(
+            tokenizer.apply_chat_template(
+                hf_messages(gen.messages),
+                tools=hf_tools(gen.tools) or None,
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+        )
+    chat = list(plain_messages(gen.messages, gen.tools))
+    return str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))

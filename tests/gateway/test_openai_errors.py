@@ -51,7 +51,12 @@ def body(error: openai.APIStatusError) -> dict[str, Any]:
     [
         ({"model": "nobody", "messages": USER}, "model", "model_not_found", "does not exist"),
         ({"model": "echo", "messages": []}, "messages", None, "must not be empty"),
-        ({"model": "echo", "messages": USER, "n": 2}, "n", "unsupported_parameter", "n=1"),
+        (
+            {"model": "echo", "messages": USER, "n": 2},
+            "n",
+            "unsupported_parameter",
+            "for the raw model",
+        ),
         (
             {
                 "model": "echo",
@@ -60,7 +65,7 @@ def body(error: openai.APIStatusError) -> dict[str, Any]:
             },
             "tools",
             "unsupported_parameter",
-            "not supported",
+            "for the raw model",
         ),
         ({"model": "fake", "messages": USER, "temperature": 3}, "temperature", None, "between"),
         ({"model": "fake", "messages": USER, "max_tokens": 0}, "max_tokens", None, "at least 1"),
@@ -113,12 +118,12 @@ def body(error: openai.APIStatusError) -> dict[str, Any]:
             None,
             "at most 2147483647",
         ),
-        ({"model": "fake", "messages": USER, "n": 2**70}, "n", "unsupported_parameter", "n=1"),
+        ({"model": "fake", "messages": USER, "n": 2**70}, "n", None, "from 1 to 16"),
         (
             {"model": "fake", "messages": USER, "logprobs": True, "top_logprobs": 2**70},
-            "logprobs",
-            "unsupported_parameter",
-            "not supported",
+            "top_logprobs",
+            None,
+            "from 0 to 20",
         ),
     ],
     ids=[

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+"""The OpenAI-compatible API: ``POST /v1/chat/completions``, ``POST /v1/completions``,
+``GET /v1/models`` and ``GET /health``.
 
 ``model`` names an agent: the last message (the user's turn) is sent to it as a
 ``UserMessage`` and its ``AgentReply`` is the completion. The agent keeps the conversation in
@@ -18,12 +19,19 @@ turn, which calls no model).
 ``ignore_eos`` (vLLM's extension, raw model only): generate exactly ``max_tokens`` tokens,
 for benchmarks.
 
+The raw model also takes ``tools`` / ``tool_choice`` / ``response_format`` (``tools.py``: a
+grammar constraint where the output is forced, the output read back as ``tool_calls``),
+``n`` choices and ``logprobs``; ``/v1/completions`` serves it too (``completions.py``).
+``/health`` is 200 only while the engine is ready.
+
 Errors are OpenAI-style bodies (``errors.py``); the table is in docs/gateway.md.
 
 The modules, in the order a request meets them: ``api`` (routes and handlers), ``limits``
 (slots, body and request time limits), ``schema`` (the request body and the answers'
-bodies), ``threads`` (whose thread an id is), ``targets`` (an agent or the raw model, the
-one difference between the two paths), ``stream`` (the SSE answer).
+bodies), ``tools`` and ``completions`` (what the raw model takes beside), ``threads``
+(whose thread an id is), ``targets`` (an agent or the raw model, the one difference between
+the two paths), ``formats`` (chat or text completion bodies and chunks), ``stream`` (the SSE
+answer).
 """
 
 from .api import OpenAIAPI, raw_model_id, routes

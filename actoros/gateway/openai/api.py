@@ -17,7 +17,6 @@ from typing import Any
 
 import msgspec
 import structlog
-from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -25,22 +24,21 @@ from starlette.routing import BaseRoute, Route
 from actoros.config import Config, GatewayConfig
 from actoros.core import ActorRef
 from actoros.inference.engines import model_id
-from actoros.inference.readiness import EngineReadiness
+from actoros.inference.readiness import STATE_ASK_TIMEOUT, EngineReadiness
 
 from ..auth import Caller, gateway_auth
 from ..errors import CLOSE, APIError, bad_request, error_response, from_exception, stopping
 from ..host import Host
 from ..shutdown import shutdown_of
+from . import tools
+from .completions import generates, parse_completion
+from .formats import ChatFormat, CompletionFormat, Format
 from .limits import Slots, deadline, read_body, time_left
 from .schema import (
     THREAD_HEADER,
-    AssistantMessage,
-    ChatCompletion,
     ChatRequest,
-    Choice,
     ModelCard,
     ModelList,
-    completion_id,
     parse_request,
     user_turn,
 )
@@ -60,7 +58,9 @@ def routes(host: Host) -> list[BaseRoute]:
     api = OpenAIAPI(host)
     return [
         Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
+        Route("/v1/completions", api.completions, methods=["POST"]),
         Route("/v1/models", api.list_models, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
         Route("/v1/models/{model:path}", api.get_model, methods=["GET"]),
     ]
 
@@ -94,19 +94,45 @@ class OpenAIAPI:
             names.append(self.raw_model)
         return names
 
-    def _card(self, name: str) -> ModelCard:
+    async def engine_up(self) -> bool:
+        """Whether the engine is ready now (``True`` with no inference actor configured:
+        nothing to wait for; ``False`` while it loads, restarts or is not there)."""
+        if self.host.config.inference is None:
+            return True
+        inference = self.host.service("inference")
+        if inference is None:
+            return False
+        try:
+            return await self.engine.ready(inference, timeout=STATE_ASK_TIMEOUT)
+        except Exception:  # restarting or stopping: not ready
+            return False
+
+    def _card(self, name: str, engine_up: bool) -> ModelCard:
         kind = self.agent_kinds.get(name)
+        # an llm agent and the raw model answer only while the engine is up
+        needs_engine = kind is None or kind == "llm"
         return ModelCard(
             id=name,
             created=self.created,
             actoros_kind=f"{kind} agent" if kind is not None else "model",
+            actoros_ready=engine_up or not needs_engine,
         )
 
     async def list_models(self, request: Request) -> Response:
         return await self._guard(request, self._list_models)
 
     async def _list_models(self, request: Request, caller: Caller) -> Response:
-        return _json(ModelList(data=[self._card(name) for name in self.reachable(caller)]))
+        up = await self.engine_up()
+        return _json(ModelList(data=[self._card(name, up) for name in self.reachable(caller)]))
+
+    async def health(self, request: Request) -> Response:
+        """``GET /health``: 200 once the engine is ready, 503 while it is not (as vLLM's
+        server answers); no token needed, nothing told but that."""
+        if shutdown_of(request).begun:
+            return Response(b'{"status":"stopping"}', 503, media_type="application/json")
+        if await self.engine_up():
+            return Response(b'{"status":"ok"}', media_type="application/json")
+        return Response(b'{"status":"engine not ready"}', 503, media_type="application/json")
 
     async def get_model(self, request: Request) -> Response:
         return await self._guard(request, self._get_model)
@@ -115,12 +141,15 @@ class OpenAIAPI:
         name = request.path_params["model"]
         if name not in self.reachable(caller):
             raise _not_found(name)
-        return _json(self._card(name))
+        return _json(self._card(name, await self.engine_up()))
 
     # a request's way in
 
     async def chat_completions(self, request: Request) -> Response:
-        return await self._guard(request, self._chat_request)
+        return await self._guard(request, lambda r, c: self._request(r, c, self._chat))
+
+    async def completions(self, request: Request) -> Response:
+        return await self._guard(request, lambda r, c: self._request(r, c, self._completion))
 
     async def _guard(
         self, request: Request, handler: Callable[[Request, Caller], Awaitable[Response]]
@@ -138,15 +167,20 @@ class OpenAIAPI:
             # a body too slow to arrive: the connection goes too
             return error_response(error, headers=CLOSE if error.status == 408 else None)
 
-    async def _chat_request(self, request: Request, caller: Caller) -> Response:
+    async def _request(
+        self,
+        request: Request,
+        caller: Caller,
+        handler: Callable[[Request, Caller, bytes, Callable[[], None]], Awaitable[Response]],
+    ) -> Response:
         """Take a slot, read the body, answer. The slot comes first, so at most
         ``max_concurrent`` bodies are being read or held at once, and a request over the limit
-        is refused before its body is read."""
+        is refused before its body is read. (A request for ``n`` choices holds one slot.)"""
         release = self.slots.take()
         try:
             raw = await read_body(request, self.config.body_timeout)
             return await _interruptible(
-                request, caller, lambda: self._chat(request, caller, raw, release)
+                request, caller, lambda: handler(request, caller, raw, release)
             )
         except BaseException:
             release()
@@ -160,12 +194,58 @@ class OpenAIAPI:
             name = self._model_name(body.model, caller)
             given = request.headers.get(THREAD_HEADER) or None
             until = deadline(self.config.request_timeout)
+            fmt: Format
             if name == self.raw_model and name not in self.agent_kinds:
-                target: Target = await self._model_target(body, name, given, until)
+                plan = tools.plan(
+                    body.tools, body.tool_choice, body.parallel_tool_calls, body.response_format
+                )
+                tools.check_history(body.messages)
+                self._no_thread(name, given)
+                ref = await self._inference(name, until)
+                target: Target = ModelTarget.chat(ref, name, body, plan)
+                fmt = ChatFormat(
+                    name,
+                    include_usage=body.include_usage,
+                    plan=plan,
+                    top_logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+                    n=len(target.messages),
+                )
             else:
+                _agent_fields(body, name)
                 target = await self._agent_target(body, caller, name, given, until)
+                fmt = ChatFormat(name, thread_id=target.thread_id, include_usage=body.include_usage)
             call = Call(target, deadline=until, release=release, include_usage=body.include_usage)
-            return await _answer(call, stream=bool(body.stream))
+            return await _answer(call, fmt, stream=bool(body.stream))
+        except BaseException:
+            release()
+            raise
+
+    async def _completion(
+        self, request: Request, caller: Caller, raw: bytes, release: Callable[[], None]
+    ) -> Response:
+        try:
+            body = parse_completion(raw)
+            name = self._model_name(body.model, caller)
+            if name != self.raw_model or name in self.agent_kinds:
+                served = self.raw_model or "none: set gateway.allow_raw_model"
+                raise bad_request(
+                    f"/v1/completions serves the raw model only ({served}); send an agent "
+                    "chat completions",
+                    param="model",
+                )
+            self._no_thread(name, request.headers.get(THREAD_HEADER) or None)
+            until = deadline(self.config.request_timeout)
+            ref = await self._inference(name, until)
+            target = ModelTarget(ref, name, generates(body), body.n or 1)
+            fmt = CompletionFormat(
+                name,
+                include_usage=body.include_usage,
+                logprobs=body.logprobs,
+                n=len(target.messages),
+                prompts=target.prompts,
+            )
+            call = Call(target, deadline=until, release=release, include_usage=body.include_usage)
+            return await _answer(call, fmt, stream=bool(body.stream))
         except BaseException:
             release()
             raise
@@ -203,15 +283,16 @@ class OpenAIAPI:
         thread_id = await self.threads.open(given, caller, agent, time_left(until))
         return AgentTarget(ref, agent, text, thread_id, stream=bool(body.stream))
 
-    async def _model_target(
-        self, body: ChatRequest, model: str, given: str | None, until: float
-    ) -> ModelTarget:
+    def _no_thread(self, model: str, given: str | None) -> None:
         if given is not None:
             raise bad_request(
                 f"the raw model {model!r} keeps no threads: send the whole "
                 f"conversation in 'messages', without {THREAD_HEADER}",
                 param=THREAD_HEADER,
             )
+
+    async def _inference(self, model: str, until: float) -> ActorRef:
+        """The inference actor, its engine ready (503 otherwise)."""
         what = f"the model {model!r}"
         inference = self.host.service("inference")
         if inference is None:
@@ -219,7 +300,7 @@ class OpenAIAPI:
                 503, f"{what} is not running; retry", type="server_error", code="engine_unavailable"
             )
         await self._engine_ready(inference, until, what)
-        return ModelTarget(inference, model, body)
+        return inference
 
     async def _engine_ready(self, inference: ActorRef, until: float, what: str) -> None:
         """503 while the engine loads or restarts: answered from the inference actor's
@@ -234,36 +315,76 @@ class OpenAIAPI:
             )
 
 
-async def _answer(call: Call, *, stream: bool) -> Response:
-    """Ask the target; answer with its reply, or stream what it streams."""
+async def _answer(call: Call, fmt: Format, *, stream: bool) -> Response:
+    """Ask the target (once per choice); answer with the replies, or stream what they
+    stream, in ``fmt``."""
     target = call.target
     try:
-        answer = await target.ref.ask(target.message, timeout=call.time_left())
+        answers = await _ask_all(target, call.time_left())
     except Exception as exc:
         raise from_exception(exc, what=target.what) from exc
     finally:
         if not stream:
             call.release()
     if stream:
-        upstream = target.stream_of(answer)
-        if upstream is None:
-            raise call.wrong_answer(answer, ", not a stream")
-        return await stream_answer(call, upstream)
-    final = target.read(answer)
-    if not isinstance(final, Final):
-        raise call.wrong_answer(answer)
-    body = ChatCompletion(
-        id=completion_id(),
-        created=int(time.time()),
-        model=target.model,
-        choices=[
-            Choice(message=AssistantMessage(content=final.text), finish_reason=final.finish_reason)
-        ],
-        usage=final.usage,
-        thread_id=UNSET if final.thread_id is None else final.thread_id,
-    )
-    headers = None if final.thread_id is None else {THREAD_HEADER: final.thread_id}
+        streams = [target.stream_of(answer) for answer in answers]
+        if any(s is None for s in streams):
+            for s in streams:
+                if s is not None:
+                    await s.aclose()
+            wrong = next(a for a, s in zip(answers, streams, strict=True) if s is None)
+            raise call.wrong_answer(wrong, ", not a stream")
+        return await stream_answer(call, [s for s in streams if s is not None], fmt)
+    finals = []
+    for i, answer in enumerate(answers):
+        final = target.read(answer)
+        if not isinstance(final, Final):
+            raise call.wrong_answer(answer)
+        finals.append(msgspec.structs.replace(final, index=i) if i else final)
+    body = fmt.body(finals)
+    thread = finals[0].thread_id
+    headers = None if thread is None else {THREAD_HEADER: thread}
     return _json(body, headers=headers)
+
+
+async def _ask_all(target: Target, timeout: float) -> list[Any]:
+    """Every message's answer, asked at once; if one fails, the others are cancelled and the
+    streams already opened closed (aborting their generations)."""
+    messages = target.messages
+    if len(messages) == 1:
+        return [await target.ref.ask(messages[0], timeout=timeout)]
+    tasks = [asyncio.ensure_future(target.ref.ask(m, timeout=timeout)) for m in messages]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is None:
+                stream = target.stream_of(task.result())
+                if stream is not None:
+                    await stream.aclose()
+        raise
+
+
+def _agent_fields(body: ChatRequest, agent: str) -> None:
+    """What only the raw model takes: an agent has its own tools, format and sampling."""
+    asked = {
+        "tools": bool(body.tools),
+        "tool_choice": body.tool_choice not in (None, "none", "auto"),
+        "response_format": body.response_format is not None and body.response_format.type != "text",
+        "n": (body.n or 1) > 1,
+        "logprobs": bool(body.logprobs),
+    }
+    for field, given in asked.items():
+        if given:
+            raise bad_request(
+                f"'{field}' is for the raw model; the agent {agent!r} has its own tools, "
+                "output format and sampling",
+                param=field,
+                code="unsupported_parameter",
+            )
 
 
 async def _interruptible(

@@ -18,20 +18,28 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from actoros.inference.messages import ChatMessage
+from actoros.inference.messages import ChatMessage, TokenLogprob, ToolCall
 
 from ..errors import bad_request
+from .tools import NamedToolChoice, RequestToolCall, ResponseFormat, ToolParam
 
 __all__ = [
     "MAX_TOKENS_LIMIT",
     "SEED_RANGE",
     "THREAD_HEADER",
     "AssistantMessage",
+    "ChoiceLogprobs",
+    "DeltaToolCall",
+    "FunctionCall",
+    "MAX_N",
+    "MAX_TOP_LOGPROBS",
+    "ToolCallOut",
+    "chat_logprobs",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatRequest",
@@ -45,6 +53,7 @@ __all__ = [
     "Usage",
     "chat_messages",
     "completion_id",
+    "decode_body",
     "parse_request",
     "stops",
     "user_turn",
@@ -54,6 +63,8 @@ THREAD_HEADER = "X-Actoros-Thread"
 """The header naming an agent's conversation thread, in requests and answers."""
 SEED_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit seed, as vLLM's own server takes
 MAX_TOKENS_LIMIT = 2**31 - 1  # past any model's context; larger is a 400, not an engine error
+MAX_N = 16  # choices per request: each is one engine request, all under the request's one slot
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit, and vLLM's default max_logprobs
 
 # -- the request -------------------------------------------------------------------------------
 
@@ -62,7 +73,7 @@ class RequestMessage(msgspec.Struct):
     role: str
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
-    tool_calls: Any = None
+    tool_calls: list[RequestToolCall] | None = None
     tool_call_id: str | None = None
 
 
@@ -86,15 +97,15 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
     n: int | None = None
     user: str | None = None
     ignore_eos: bool = False  # vLLM's extension (raw model only): always max_tokens tokens
+    tools: list[ToolParam] | None = None
+    tool_choice: str | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     # known to the OpenAI API, not supported here: a 400 unless absent or a no-op value
-    tools: Any = None
-    tool_choice: Any = None
-    parallel_tool_calls: Any = None
     functions: Any = None
     function_call: Any = None
-    logprobs: Any = None
-    top_logprobs: Any = None
-    response_format: Any = None
     presence_penalty: Any = None
     frequency_penalty: Any = None
     logit_bias: Any = None
@@ -114,14 +125,8 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 # field → the values that ask for nothing (accepted and ignored)
 _NO_OPS: dict[str, tuple[Any, ...]] = {
-    "tools": (None, []),
-    "tool_choice": (None, "none"),
-    "parallel_tool_calls": (None, True, False),
     "functions": (None, []),
     "function_call": (None, "none"),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
-    "response_format": (None, {"type": "text"}),
     "presence_penalty": (None, 0, 0.0),
     "frequency_penalty": (None, 0, 0.0),
     "logit_bias": (None, {}),
@@ -147,8 +152,19 @@ _AT = re.compile(r" - at `\$\.?(?P<at>[^`]*)`$")
 
 def parse_request(body: bytes) -> ChatRequest:
     """Decode and check a request body; ``APIError`` 400 naming the field otherwise."""
+    request = decode_body(body, ChatRequest, "'model' and 'messages'")
+    _check(request)
+    return request
+
+
+T = TypeVar("T")
+
+
+def decode_body(body: bytes, type: type[T], needs: str) -> T:  # noqa: A002
+    """``body`` decoded as ``type``; a 400 naming the field otherwise (``needs``: what the
+    body must at least hold, for the message of one that is not JSON)."""
     try:
-        request = msgspec.json.decode(body, type=ChatRequest)
+        return msgspec.json.decode(body, type=type)
     except msgspec.ValidationError as exc:
         text = str(exc)
         unknown = _UNKNOWN_FIELD.match(text)
@@ -167,10 +183,8 @@ def parse_request(body: bytes) -> ChatRequest:
     except msgspec.DecodeError as exc:
         raise bad_request(
             f"We could not parse the JSON body of your request: {exc}. Send a JSON object "
-            "with 'model' and 'messages'."
+            f"with {needs}."
         ) from None
-    _check(request)
-    return request
 
 
 def _check(request: ChatRequest) -> None:
@@ -182,8 +196,15 @@ def _check(request: ChatRequest) -> None:
                 param=field,
                 code="unsupported_parameter",
             )
-    if request.n not in (None, 1):
-        raise bad_request("only n=1 is supported", param="n", code="unsupported_parameter")
+    if request.n is not None and not 1 <= request.n <= MAX_N:
+        raise bad_request(f"'n' must be from 1 to {MAX_N}", param="n")
+    if request.top_logprobs is not None:
+        if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise bad_request(
+                f"'top_logprobs' must be from 0 to {MAX_TOP_LOGPROBS}", param="top_logprobs"
+            )
+        if not request.logprobs:
+            raise bad_request("'top_logprobs' needs 'logprobs' set to true", param="top_logprobs")
     if not request.messages:
         raise bad_request("'messages' must not be empty", param="messages")
     if request.temperature is not None and not 0 <= request.temperature <= 2:
@@ -226,13 +247,18 @@ def chat_messages(request: ChatRequest) -> tuple[ChatMessage, ...]:
                 "or tool)",
                 param=f"messages[{i}].role",
             )
-        if message.tool_calls not in (None, []):
-            raise bad_request(
-                "tool calls are not supported",
-                param=f"messages[{i}].tool_calls",
-                code="unsupported_parameter",
+        calls = tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ()
+        )
+        messages.append(
+            ChatMessage(
+                role,  # type: ignore[arg-type]
+                _text(message, i),
+                tool_calls=calls,
+                tool_call_id=message.tool_call_id if role == "tool" else None,
+                name=message.name if role == "tool" else None,
             )
-        messages.append(ChatMessage(role, _text(message, i)))  # type: ignore[arg-type]
+        )
     return tuple(messages)
 
 
@@ -283,16 +309,69 @@ class Usage(msgspec.Struct, frozen=True, gc=False):
         return cls(prompt, completion, prompt + completion)
 
 
+class FunctionCall(msgspec.Struct, frozen=True, gc=False):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    @classmethod
+    def of(cls, call: ToolCall) -> ToolCallOut:
+        return cls(id=call.id, function=FunctionCall(call.name, call.arguments))
+
+
 class AssistantMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
     refusal: None = None
+    tool_calls: list[ToolCallOut] | UnsetType = UNSET
+
+
+class TopLogprobOut(msgspec.Struct, frozen=True, gc=False):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprobOut(msgspec.Struct, frozen=True, gc=False):
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprobOut]
+
+
+class ChoiceLogprobs(msgspec.Struct, frozen=True, gc=False):
+    """A chat choice's ``logprobs``: one entry per output token."""
+
+    content: list[TokenLogprobOut]
+    refusal: None = None
+
+
+def chat_logprobs(tokens: tuple[TokenLogprob, ...] | None, top: int) -> ChoiceLogprobs | None:
+    """``TokenLogprob``s in the chat format, with at most ``top`` alternatives each."""
+    if tokens is None:
+        return None
+    return ChoiceLogprobs(
+        [
+            TokenLogprobOut(
+                t.token,
+                t.logprob,
+                list(t.token.encode()),
+                [TopLogprobOut(a.token, a.logprob, list(a.token.encode())) for a in t.top[:top]],
+            )
+            for t in tokens
+        ]
+    )
 
 
 class Choice(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     index: int = 0
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: str
 
 
@@ -309,15 +388,31 @@ class ChatCompletion(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     thread_id: str | UnsetType = UNSET
 
 
+class DeltaFunction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    name: str | UnsetType = UNSET
+    arguments: str
+
+
+class DeltaToolCall(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A piece of a streamed tool call: the first of each ``index`` has its ``id``, ``type``
+    and ``function.name``; the rest add to ``function.arguments``."""
+
+    index: int
+    id: str | UnsetType = UNSET
+    type: Literal["function"] | UnsetType = UNSET
+    function: DeltaFunction
+
+
 class Delta(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     role: Literal["assistant"] | UnsetType = UNSET
     content: str | UnsetType = UNSET
+    tool_calls: list[DeltaToolCall] | UnsetType = UNSET
 
 
 class ChunkChoice(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     index: int = 0
     delta: Delta
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
 
 
@@ -343,6 +438,7 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     created: int
     owned_by: str = "actoros"
     actoros_kind: str
+    actoros_ready: bool = True  # whether it answers now (an llm agent or the model: engine up)
 
 
 class ModelList(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,8 +1,11 @@
 """``stream: true``: an answer as server-sent events in the OpenAI wire format.
 
-``data: <chunk JSON>`` lines — a first chunk with the assistant role, then content deltas,
-then a chunk with the ``finish_reason``; with ``stream_options.include_usage`` one more chunk
-with the usage and no choices — then ``data: [DONE]``.
+``data: <chunk JSON>`` lines — a first chunk with the assistant role (chat), then deltas
+(text, or a tool call's pieces), then a chunk with each choice's ``finish_reason``; with
+``stream_options.include_usage`` one more chunk with the usage and no choices — then
+``data: [DONE]``. What the chunks hold is the endpoint's ``Format`` (``formats.py``); with
+``n`` choices the ``n`` upstream streams are read side by side, each item tagged with its
+choice's index.
 
 The first item is awaited before the response starts, so an error that comes before any text
 (overloaded, engine down, agent refused) is a plain HTTP error; one after it is a
@@ -16,85 +19,63 @@ request's slot is freed.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import structlog
-from msgspec import UNSET
 from starlette.responses import Response
 
 from .. import sse
 from ..errors import APIError, from_exception, stopping
 from ..shutdown import Shutdown
-from .schema import THREAD_HEADER, ChatCompletionChunk, ChunkChoice, Delta, Usage, completion_id
-from .targets import Call, Final, UpstreamStream
+from .formats import Format, total_usage
+from .schema import THREAD_HEADER
+from .targets import Call, Final, Piece, UpstreamStream
 
-__all__ = ["Chunks", "stream_answer"]
+__all__ = ["stream_answer"]
 
 log = structlog.get_logger("actoros.gateway")
 
-_ENDED = object()  # a stream that ended without its final item
 
+class _Ended:
+    """Stream ``index`` ended (after its final item, or without it: an error)."""
 
-class Chunks:
-    """The ``chat.completion.chunk`` events of one answer."""
+    __slots__ = ("index",)
 
-    def __init__(self, model: str, *, thread_id: str | None, include_usage: bool) -> None:
-        self.id = completion_id()
-        self.created = int(time.time())
-        self.model = model
-        self.thread_id = UNSET if thread_id is None else thread_id
-        self.no_usage = None if include_usage else UNSET  # the usage of all but the last
-
-    def _event(self, choices: list[ChunkChoice], usage: Usage | None | Any) -> bytes:
-        chunk = ChatCompletionChunk(
-            id=self.id,
-            created=self.created,
-            model=self.model,
-            thread_id=self.thread_id,
-            choices=choices,
-            usage=usage,
-        )
-        return sse.event(chunk)
-
-    def delta(self, delta: Delta) -> bytes:
-        return self._event([ChunkChoice(delta=delta)], self.no_usage)
-
-    def finish(self, final: Final) -> bytes:
-        if final.thread_id is not None:
-            self.thread_id = final.thread_id
-        choice = ChunkChoice(delta=Delta(), finish_reason=final.finish_reason)
-        return self._event([choice], self.no_usage)
-
-    def usage(self, final: Final) -> bytes:
-        return self._event([], final.usage)
-
-
-_FIRST = Delta(role="assistant", content="")
+    def __init__(self, index: int) -> None:
+        self.index = index
 
 
 class _Relay:
-    """Reads the upstream ``stream`` into a queue, beside the deadline's timer and the
-    gateway's shutdown, which put their errors in the same queue."""
+    """Reads the upstream ``streams`` into a queue, beside the deadline's timer and the
+    gateway's shutdown, which put their errors in the same queue. One stream's items go in as
+    they are; several streams' as ``(index, item)`` pairs."""
 
-    def __init__(self, call: Call, stream: UpstreamStream) -> None:
+    def __init__(self, call: Call, streams: list[UpstreamStream]) -> None:
         self.call = call
-        self.stream = stream
+        self.streams = streams
         self.items: asyncio.Queue[Any] = asyncio.Queue()
-        self._pumping = asyncio.ensure_future(self._pump())
+        tagged = len(streams) > 1
+        self._pumping = [
+            asyncio.ensure_future(self._pump(i, s, tagged)) for i, s in enumerate(streams)
+        ]
         # one timer for the whole answer (not one per token): at the deadline the reader
         # meets a TimeoutError, a 504 or the stream's last event
         self._expiry = asyncio.get_running_loop().call_at(call.deadline, self._expired)
         self._closed = False
 
-    async def _pump(self) -> None:
+    async def _pump(self, index: int, stream: UpstreamStream, tagged: bool) -> None:
+        put = self.items.put_nowait
         try:
-            async for item in self.stream:
-                self.items.put_nowait(item)
-            self.items.put_nowait(_ENDED)
+            if tagged:
+                async for item in stream:
+                    put((index, item))
+            else:
+                async for item in stream:
+                    put(item)
+            put(_Ended(index))
         except Exception as exc:
-            self.items.put_nowait(exc)
+            put(exc)
 
     def _expired(self) -> None:
         self.items.put_nowait(TimeoutError(f"{self.call.target.what} took too long"))
@@ -102,23 +83,27 @@ class _Relay:
     def stopping(self) -> None:
         self.items.put_nowait(stopping())
 
-    async def next(self) -> str | Final:
-        """The next piece of text or the end; ``APIError`` for what went wrong."""
+    async def next(self) -> Piece | Final | _Ended:
+        """The next piece of text, a choice's end, or a stream's end (``APIError`` for what
+        went wrong)."""
         target = self.call.target
         item = await self.items.get()
-        if item is _ENDED:
-            raise APIError(
-                500,
-                f"{target.what} ended its stream without a final answer",
-                type="server_error",
-                code="internal_error",
-            )
+        if type(item) is _Ended:
+            return item
         if isinstance(item, BaseException):
             raise from_exception(item, what=target.what) from item
         read = target.read(item)
         if read is None:
             raise self.call.wrong_answer(item, " in its stream")
         return read
+
+    def ended_early(self) -> APIError:
+        return APIError(
+            500,
+            f"{self.call.target.what} ended its stream without a final answer",
+            type="server_error",
+            code="internal_error",
+        )
 
     async def close(self) -> None:
         """Stop everything and free the slot; only the first call does something."""
@@ -127,33 +112,53 @@ class _Relay:
         self._closed = True
         self._expiry.cancel()
         self.call.release()
-        self._pumping.cancel()
-        try:
-            await self.stream.aclose()
-        except Exception as exc:  # closing must not hide what happened before
-            log.debug("gateway.stream_close_failed", error=repr(exc))
+        for pump in self._pumping:
+            pump.cancel()
+        for stream in self.streams:
+            try:
+                await stream.aclose()
+            except Exception as exc:  # closing must not hide what happened before
+                log.debug("gateway.stream_close_failed", error=repr(exc))
 
 
-async def stream_answer(call: Call, stream: UpstreamStream) -> Response:
-    """The SSE response of ``call``, from the upstream ``stream`` its target answered with
-    (see the module docstring)."""
-    relay = _Relay(call, stream)
+async def stream_answer(call: Call, streams: list[UpstreamStream], fmt: Format) -> Response:
+    """The SSE response of ``call``, from the upstream ``streams`` its target answered with
+    (one per choice), in the events of ``fmt`` (see the module docstring)."""
+    relay = _Relay(call, streams)
     try:
         first = await relay.next()
+        if type(first) is _Ended:
+            raise relay.ended_early()
     except BaseException:
         await relay.close()
         raise
     target = call.target
-    chunks = Chunks(target.model, thread_id=target.thread_id, include_usage=call.include_usage)
+    n = len(streams)
 
     async def events(shutdown: Shutdown) -> AsyncGenerator[bytes, None]:
         forget = shutdown.watch(relay.stopping)
+        finals: list[Final] = []
         try:
-            yield chunks.delta(_FIRST)
-            item = first
-            while not isinstance(item, Final):
-                if item:
-                    yield chunks.delta(Delta(content=item))
+            for event in fmt.start():
+                yield event
+            item: Piece | Final | _Ended = first
+            ended: set[int] = set()  # the choices whose Final came
+            while True:
+                if type(item) is Piece:
+                    event = fmt.piece(item)
+                    if event is not None:
+                        yield event
+                elif type(item) is _Ended:
+                    if item.index not in ended:
+                        raise relay.ended_early()
+                else:
+                    assert isinstance(item, Final)
+                    finals.append(item)
+                    ended.add(item.index)
+                    for event in fmt.finish(item):
+                        yield event
+                    if len(finals) == n:
+                        break
                 item = await relay.next()
         except APIError as error:
             log.warning(
@@ -168,9 +173,9 @@ async def stream_answer(call: Call, stream: UpstreamStream) -> Response:
         finally:
             forget()
             await relay.close()
-        yield chunks.finish(item)
         if call.include_usage:
-            yield chunks.usage(item)
+            finals.sort(key=lambda f: f.index)
+            yield fmt.usage(total_usage(finals, fmt.prompts))
         yield sse.DONE
 
     headers = {"Cache-Control": "no-cache"}

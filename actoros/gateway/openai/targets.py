@@ -24,11 +24,12 @@ import msgspec
 from actoros.agents import AgentDelta, AgentReply, AgentStream, UserMessage
 from actoros.core import ActorRef
 from actoros.inference.actor import CompletionStream
-from actoros.inference.messages import Completion, Generate, TokenDelta
+from actoros.inference.messages import Completion, Generate, TokenDelta, TokenLogprob
 
 from ..errors import APIError, bad_request
 from .limits import time_left
-from .schema import ChatRequest, Usage, chat_messages, stops
+from .schema import SEED_RANGE, ChatRequest, Usage, chat_messages, stops
+from .tools import ToolPlan
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -36,6 +37,7 @@ __all__ = [
     "Call",
     "Final",
     "ModelTarget",
+    "Piece",
     "Target",
     "UpstreamStream",
 ]
@@ -43,13 +45,24 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 256  # the raw model's max_tokens when a request gives none
 
 
+class Piece(msgspec.Struct, frozen=True, gc=False):
+    """New text of choice ``index`` (with its tokens' logprobs when asked for)."""
+
+    index: int
+    text: str
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
 class Final(msgspec.Struct, frozen=True, kw_only=True):
-    """The end of an answer: its whole text, finish reason, token counts and thread."""
+    """The end of choice ``index``: its whole text, finish reason, token counts, thread and
+    (when asked for) every token's logprobs."""
 
     text: str
     finish_reason: str
     usage: Usage
     thread_id: str | None
+    index: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class UpstreamStream(Protocol):
@@ -68,8 +81,8 @@ class Target(Protocol):
     def ref(self) -> ActorRef: ...
 
     @property
-    def message(self) -> object:
-        """What ``ref`` is asked, with ``stream`` set as the request asks."""
+    def messages(self) -> tuple[object, ...]:
+        """What ``ref`` is asked, one message per choice, ``stream`` set as the request asks."""
 
     @property
     def model(self) -> str:
@@ -90,8 +103,9 @@ class Target(Protocol):
     def stream_of(self, answer: object) -> UpstreamStream | None:
         """``answer`` as the stream a streaming ``message`` is answered with, else ``None``."""
 
-    def read(self, item: object) -> str | Final | None:
-        """Text (a piece of a stream), the ``Final`` end, or ``None``: not an item of ours."""
+    def read(self, item: object) -> Piece | Final | None:
+        """A piece of a stream, a choice's ``Final`` end, or ``None``: not an item of ours.
+        With several choices the stream's items are ``(index, item)`` pairs."""
 
 
 class AgentTarget:
@@ -106,15 +120,15 @@ class AgentTarget:
         self.model = agent
         self.what = f"agent {agent!r}"
         self.thread_id: str | None = thread_id
-        self.message = UserMessage(text=text, thread_id=thread_id, stream=stream)
+        self.messages = (UserMessage(text=text, thread_id=thread_id, stream=stream),)
 
     def stream_of(self, answer: object) -> AgentStream | None:
         return answer if isinstance(answer, AgentStream) else None
 
-    def read(self, item: object) -> str | Final | None:
+    def read(self, item: object) -> Piece | Final | None:
         match item:
             case AgentDelta(text=text):
-                return text
+                return Piece(0, text)
             case AgentReply():
                 return Final(
                     text=item.text,
@@ -126,44 +140,69 @@ class AgentTarget:
 
 
 class ModelTarget:
-    """One stateless generation by the inference actor ``ref``, from the request's fields."""
+    """Stateless generations by the inference actor ``ref``: one ``Generate`` per choice
+    (``n``; seeds ``seed``, ``seed + 1``... when a seed is given), all from ``gen``."""
 
     error_code = "internal_error"
     thread_id = None
 
-    def __init__(self, ref: ActorRef, model: str, body: ChatRequest) -> None:
+    def __init__(self, ref: ActorRef, model: str, gens: list[dict[str, Any]], n: int) -> None:
         self.ref = ref
         self.model = model
         self.what = f"the model {model!r}"
+        self.prompts = len(gens)
         try:
-            self.message = Generate(
-                messages=chat_messages(body),
-                max_tokens=body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
-                temperature=1.0 if body.temperature is None else body.temperature,
-                top_p=1.0 if body.top_p is None else body.top_p,
-                stop=stops(body),
-                seed=body.seed,
-                stream=bool(body.stream),
-                ignore_eos=body.ignore_eos,
-            )
+            self.messages = tuple(_generate(gen, i) for gen in gens for i in range(n))
         except ValueError as exc:
             raise bad_request(str(exc)) from None
+
+    @classmethod
+    def chat(cls, ref: ActorRef, model: str, body: ChatRequest, tools: ToolPlan) -> ModelTarget:
+        """The raw model's answer to a chat completion request."""
+        gen = {
+            "messages": chat_messages(body),
+            "max_tokens": body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
+            "temperature": 1.0 if body.temperature is None else body.temperature,
+            "top_p": 1.0 if body.top_p is None else body.top_p,
+            "stop": stops(body),
+            "seed": body.seed,
+            "stream": bool(body.stream),
+            "ignore_eos": body.ignore_eos,
+            "tools": tools.tools,
+            "constraint": tools.constraint,
+            "logprobs": (body.top_logprobs or 0) if body.logprobs else None,
+        }
+        return cls(ref, model, [gen], body.n or 1)
 
     def stream_of(self, answer: object) -> CompletionStream | None:
         return answer if isinstance(answer, CompletionStream) else None
 
-    def read(self, item: object) -> str | Final | None:
+    def read(self, item: object) -> Piece | Final | None:
+        index = 0
+        if type(item) is tuple:  # one of several choices' streams
+            index, item = item
         match item:
-            case TokenDelta(text=text):
-                return text
+            case TokenDelta(text=text, logprobs=logprobs):
+                return Piece(index, text, logprobs)
             case Completion():
                 return Final(
                     text=item.text,
                     finish_reason=item.finish_reason,
                     usage=Usage.of(item.usage.prompt_tokens, item.usage.completion_tokens),
                     thread_id=None,
+                    index=index,
+                    logprobs=item.logprobs,
                 )
         return None
+
+
+def _generate(fields: dict[str, Any], i: int) -> Generate:
+    """Choice ``i``'s request: a given seed moves on by ``i`` (within the 64-bit range)."""
+    seed = fields["seed"]
+    if seed is not None:
+        low, high = SEED_RANGE
+        seed = low + (seed - low + i) % (high - low + 1)
+    return Generate(**{**fields, "seed": seed})
 
 
 class Call:
