@@ -21,7 +21,9 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
 Constrained turns (``AgentConfig.constrain``, on by default): every model call carries the
 agent's reply grammar (``grammar.py``: one branch per tool it may call now, one for the agents
 it may ask, one for the answer), so the engine only lets the model write a well-formed step;
-the grammar is built once and rebuilt only when the agent's permissions change. The last
+the grammar is built once and rebuilt only when the agent's permissions change. An answer
+the grammar opened but ``max_tokens`` cut short is the answer as far as it got (as a cut
+plain-text answer is), not malformed output. The last
 step's grammar (``max_steps``) lets the model only answer, so a constrained turn ends with an
 answer; a constrained step that repeats a call of the same turn (small models loop on one)
 is not run again: its result is in the thread already, and the next step must answer. An engine that
@@ -206,6 +208,8 @@ class LLMAgent(Agent):
             output = await self._generate(thread_id, retry, usage, constraint, step_filter, shown)
             retry = ()
             parsed = parse_step(output)
+            if isinstance(parsed, Malformed) and constraint is not None:
+                parsed = cut_answer(output) or parsed
             usage.model_turns += 1
             if shown is not None and step_filter is not None:
                 shown.step_ended(step_filter, parsed)
@@ -591,6 +595,16 @@ class _Shown:
             self.show(rest)
         elif step_filter.shown:
             self._gap = True
+
+
+def cut_answer(output: str) -> FinalAnswer | None:
+    """A constrained answer cut short by ``max_tokens`` (``{"answer": "...`` without its
+    end): its text so far is the answer, as a plain-text answer cut short is."""
+    opened = _ANSWER_OPEN.match(output.lstrip())
+    if opened is None:
+        return None
+    text, _ = _decode_partial(output.lstrip(), opened.end())
+    return FinalAnswer(text) if text.strip() else None
 
 
 def delegate_targets(config: AgentConfig) -> list[str]:

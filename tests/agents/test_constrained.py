@@ -285,3 +285,15 @@ async def test_unconstrained_a_repeated_call_runs_again(kernel: Kernel) -> None:
     reply = await ref.ask("6 * 7?")
     assert reply.tools_used == ("calculator", "calculator")
     assert all(g.constraint is None for g in kernel.engine.requests)
+
+
+async def test_a_constrained_answer_cut_short_by_max_tokens_is_the_answer_so_far(
+    kernel: Kernel,
+) -> None:
+    kernel.engine.replies = ['{"answer": "The order shipped on 2026-11-20 and', '{"broken']
+    ref = await kernel.spawn(orders())
+    reply = await ref.ask("Where is order 1042?")
+    assert (reply.text, reply.malformed_turns) == ("The order shipped on 2026-11-20 and", 0)
+    with pytest.raises(AgentError, match="malformed model output twice"):
+        kernel.engine.replies = ["{broken", '{"tool": 1}']
+        await ref.ask("again")
