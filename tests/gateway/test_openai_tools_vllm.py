@@ -57,7 +57,7 @@ async def test_smollm2_makes_a_schema_valid_tool_call(tmp_path: Path) -> None:
         },
     }
     async with start_gateway(tmp_path, inference=inference, wait_engine=False) as gateway:
-        await engine_ready(gateway.system, timeout=480)  # vLLM loads for tens of seconds (minutes on a loaded CPU)
+        await engine_ready(gateway.system, timeout=480)  # minutes on a loaded CPU
         client = gateway.client(timeout=120.0)
         messages = [{"role": "user", "content": "Read the value stored under order:1042."}]
         completion = await client.chat.completions.create(
