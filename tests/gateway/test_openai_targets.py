@@ -16,7 +16,8 @@ import pytest_asyncio
 from actoros import Actor, ActorRef, ActorSystem, Context
 from actoros.agents import AgentDelta, AgentReply, UserMessage
 from actoros.gateway.openai.schema import ChatRequest, RequestMessage, Usage
-from actoros.gateway.openai.targets import AgentTarget, Final, ModelTarget
+from actoros.gateway.openai.targets import AgentTarget, Final, ModelTarget, Piece
+from actoros.gateway.openai.tools import ToolPlan
 from actoros.inference.messages import Completion, Generate, Timings, TokenDelta
 from actoros.inference.messages import Usage as EngineUsage
 
@@ -40,7 +41,7 @@ def completion(text: str, reason: str, prompt: int, generated: int) -> Completio
 
 async def test_an_agent_target_asks_for_the_turn_in_its_thread(ref: ActorRef) -> None:
     target = AgentTarget(ref, "faq", "hello", "t-1", stream=True)
-    assert target.message == UserMessage(text="hello", thread_id="t-1", stream=True)
+    assert target.messages == (UserMessage(text="hello", thread_id="t-1", stream=True),)
     assert (target.model, target.what, target.thread_id) == ("faq", "agent 'faq'", "t-1")
 
 
@@ -48,7 +49,7 @@ async def test_an_agent_target_reads_deltas_and_a_reply_with_the_turns_usage(
     ref: ActorRef,
 ) -> None:
     target = AgentTarget(ref, "faq", "hello", "t-1", stream=False)
-    assert target.read(AgentDelta("Hel")) == "Hel"
+    assert target.read(AgentDelta("Hel")) == Piece(0, "Hel")
     reply = AgentReply(
         agent="faq", text="Hello", thread_id=None, prompt_tokens=7, completion_tokens=3
     )
@@ -69,20 +70,37 @@ async def test_a_model_target_asks_for_a_generation_from_the_request(ref: ActorR
         stop="END",
         seed=4,
     )
-    target = ModelTarget(ref, "fake", body)
-    assert isinstance(target.message, Generate)
-    gen = target.message
+    target = ModelTarget.chat(ref, "fake", body, ToolPlan())
+    [gen] = target.messages
+    assert isinstance(gen, Generate)
     assert (gen.max_tokens, gen.stop, gen.seed, gen.stream) == (9, ("END",), 4, True)
     assert (gen.temperature, gen.top_p) == (1.0, 1.0)  # the OpenAI API's defaults
+    assert (gen.constraint, gen.logprobs, gen.tools) == (None, None, ())
     assert target.thread_id is None and target.what == "the model 'fake'"
+
+
+async def test_n_choices_are_n_generations_with_seeds_moving_on(ref: ActorRef) -> None:
+    body = ChatRequest(model="fake", messages=[RequestMessage("user", "hi")], n=3, seed=2**63 - 2)
+    seeds = [g.seed for g in ModelTarget.chat(ref, "fake", body, ToolPlan()).messages]  # type: ignore[attr-defined]
+    assert seeds == [2**63 - 2, 2**63 - 1, -(2**63)]  # wrapped within the 64-bit range
+    unseeded = ChatRequest(model="fake", messages=[RequestMessage("user", "hi")], n=2)
+    assert [g.seed for g in ModelTarget.chat(ref, "fake", unseeded, ToolPlan()).messages] == [  # type: ignore[attr-defined]
+        None,
+        None,
+    ]
 
 
 async def test_a_model_target_reads_tokens_and_the_engines_finish_and_counts(
     ref: ActorRef,
 ) -> None:
-    target = ModelTarget(ref, "fake", ChatRequest(model="fake", messages=[RequestMessage("user")]))
-    assert target.read(TokenDelta("r1", 0, "to")) == "to"
+    body = ChatRequest(model="fake", messages=[RequestMessage("user")])
+    target = ModelTarget.chat(ref, "fake", body, ToolPlan())
+    assert target.read(TokenDelta("r1", 0, "to")) == Piece(0, "to")
     assert target.read(completion("token", "length", 5, 1)) == Final(
         text="token", finish_reason="length", usage=Usage(5, 1, 6), thread_id=None
     )
+    # several choices' streams are read side by side, each item tagged with its choice
+    assert target.read((2, TokenDelta("r1", 0, "to"))) == Piece(2, "to")
+    end = target.read((1, completion("t", "stop", 5, 1)))
+    assert isinstance(end, Final) and end.index == 1
     assert target.read(AgentDelta("x")) is None  # an agent's item, not the model's

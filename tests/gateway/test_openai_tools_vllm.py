@@ -16,7 +16,7 @@ from .conftest import engine_ready, start_gateway
 pytestmark = [
     pytest.mark.vllm,
     pytest.mark.slow,
-    pytest.mark.timeout(300),
+    pytest.mark.timeout(600),
     pytest.mark.asyncio(loop_factories=["uvloop"]),
 ]
 
@@ -57,7 +57,7 @@ async def test_smollm2_makes_a_schema_valid_tool_call(tmp_path: Path) -> None:
         },
     }
     async with start_gateway(tmp_path, inference=inference, wait_engine=False) as gateway:
-        await engine_ready(gateway.system, timeout=240)  # vLLM loads for tens of seconds
+        await engine_ready(gateway.system, timeout=480)  # minutes on a loaded CPU
         client = gateway.client(timeout=120.0)
         messages = [{"role": "user", "content": "Read the value stored under order:1042."}]
         completion = await client.chat.completions.create(
