@@ -92,7 +92,7 @@ def test_commands_refuse_a_line_that_is_not_a_list_of_arguments() -> None:
 
 @pytest.mark.vllm
 @pytest.mark.timeout(300)
-def test_the_launcher_runs_vllms_cli_version_and_bench_serve_help() -> None:
+def test_the_launcher_runs_vllms_cli_version_and_bench_serve_help_all() -> None:
     version = subprocess.run(
         [*_servers.LAUNCHER, "--version"],
         capture_output=True,
@@ -103,7 +103,7 @@ def test_the_launcher_runs_vllms_cli_version_and_bench_serve_help() -> None:
     assert version.returncode == 0, version.stderr[-2000:]
     assert version.stdout.strip().splitlines()[-1] == vllm_cli.vllm_version()
     # --commands: both in one process, their output on stderr, a status line after each
-    lines = "".join(json.dumps(a) + "\n" for a in (["bench", "serve", "--help"], ["--nope"]))
+    lines = "".join(json.dumps(a) + "\n" for a in (["bench", "serve", "--help=all"], ["--nope"]))
     done = subprocess.run(
         [*_servers.LAUNCHER, "--commands"],
         input=lines,
