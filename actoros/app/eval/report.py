@@ -19,7 +19,7 @@ import msgspec
 
 from .labels import Labels
 from .runner import RunRecord
-from .scoring import Score, Summary, TaskRecord, score, summarize
+from .scoring import Score, Summary, TaskRecord, ToolUse, score, summarize
 
 __all__ = [
     "TARGETS",
@@ -195,10 +195,19 @@ def _outcome(task: TaskResult) -> str:
     assert task.score is not None
     record = task.record
     mark = "✅" if task.score.success else "❌"
-    tools = ", ".join(use.tool for use in record.tools) or "no tool"
+    tools = ", ".join(_call(use) for use in record.tools) or "no tool"
     said = record.output if record.output is not None else f"error: {record.error}"
     why = "" if task.score.success else " — " + "; ".join(task.score.misses)
     return _cell(f"{mark} [{tools}] {said}{why}", 220)
+
+
+def _call(use: ToolUse) -> str:
+    arguments = ", ".join(f"{k}={_json(v)}" for k, v in use.arguments.items())
+    return f"{use.tool}({arguments})"
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def _question(value: str | dict[str, Any]) -> str:
