@@ -49,11 +49,11 @@ def actoros(*args: object, timeout: float = 50) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.mark.timeout(150)  # two systems start and stop, one per mode
+@pytest.mark.timeout(240)  # two systems start and stop, one per mode
 def test_a_run_on_the_fake_engine_writes_json_markdown_and_png(tmp_path: Path) -> None:
     out = tmp_path / "results"
     config = fake_copy(tmp_path)
-    done = actoros("eval", config, "--labels", labels(tmp_path), "--out", out, timeout=140)
+    done = actoros("eval", config, "--labels", labels(tmp_path), "--out", out, timeout=230)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(out / f"eval.{ext}") for ext in ("json", "md", "png")]
     assert not (tmp_path / "state").exists()  # the config's own journal is untouched
