@@ -17,6 +17,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .delegation import delegation_cycles, describe
 from .modules import missing_module
@@ -77,6 +78,8 @@ class _Checker:
             yield from self.workload(self.config.workload)
         if self.config.gateway is not None:
             yield from self.gateway(self.config.gateway)
+        if self.config.inference is not None:
+            yield from self.inference_args(self.config.inference.engine_args)
 
     def problem(self, at: Key, message: str) -> Problem:
         return Problem(render_key(at), line_of(self.lines, at), message)
@@ -316,6 +319,15 @@ class _Checker:
             if task.agent is not None and task.agent not in self.agents:
                 yield self.problem(at, f"{path}: unknown agent {task.agent!r}")
                 return
+
+    def inference_args(self, engine_args: dict[str, Any]) -> Iterator[Problem]:
+        """The engine settings with a key of their own are set there, in one place."""
+        for arg, key in (("enable_prefix_caching", "prefix_caching"), ("block_size", "block_size")):
+            if arg in engine_args:
+                yield self.problem(
+                    ("inference", "engine_args", arg),
+                    f"set inference.{key} instead of engine_args.{arg}",
+                )
 
     def gateway(self, gateway: GatewayConfig) -> Iterator[Problem]:
         here: Key = ("gateway",)

@@ -69,6 +69,14 @@ class InferenceConfig(_Section, frozen=True):
     for fake: ``token_delay``, ``max_model_len``, ...). Admission: at most ``max_in_flight``
     requests inside the engine (``None``: the engine's ``max_num_seqs``), at most
     ``max_waiting`` queued behind them before new requests are refused with ``Overloaded``.
+
+    vLLM's automatic prefix caching: with ``prefix_caching`` on, requests that begin with the
+    same tokens share their KV cache, so a shared system prompt is prefilled once. It hits
+    only on *full* blocks of ``block_size`` tokens and only on a byte-identical prefix: a
+    600-token shared prompt with 128-token blocks reuses 512 tokens. ``block_size``: ``None``
+    is vLLM's default (128 tokens on CPU, 16 on GPU); on CPU vLLM prefers a multiple of 32.
+    They are the engine's ``enable_prefix_caching`` and ``block_size``, set here, not in
+    ``engine_args``. (The fake engine has no cache and ignores both.)
     """
 
     engine: Literal["vllm", "fake"] = "vllm"
@@ -76,6 +84,8 @@ class InferenceConfig(_Section, frozen=True):
     engine_args: dict[str, Any] = {}
     max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     max_waiting: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 4096
+    prefix_caching: bool = True
+    block_size: Annotated[int, msgspec.Meta(ge=1, le=4096)] | None = None
 
 
 class SchedulerConfig(_Section, frozen=True):

@@ -54,6 +54,7 @@ from .messages import (
     InferenceStats,
     Timings,
     TokenDelta,
+    TokenLogprob,
     Usage,
 )
 
@@ -77,6 +78,7 @@ class InferenceMetrics(msgspec.Struct, frozen=True):
     tokens_per_s: float  # over the last ``window`` seconds
     ttft_p50_s: float | None
     engine_unfinished: int
+    supports_constraints: bool = False  # the engine enforces Generate.constraint
 
 
 class _EngineFailed(msgspec.Struct, tag=True, frozen=True):
@@ -238,6 +240,7 @@ class InferenceActor(Actor):
                 model=self.model,
                 max_model_len=engine.max_model_len,
                 max_num_seqs=engine.max_num_seqs,
+                supports_constraints=engine.supports_constraints,
             )
         )
         log.info(
@@ -363,26 +366,37 @@ class InferenceActor(Actor):
         assert engine is not None
         gen = request.gen
         text: list[str] = []
+        logprobs: list[TokenLogprob] | None = None if gen.logprobs is None else []
+        pending = 0  # logprobs[-pending:] belong to tokens whose text no delta carried yet
         index = 0
         finish_reason: FinishReason = "abort"
         try:
             prompt, request.prompt_tokens = await self._render(engine, gen)
             if request.prompt_tokens + gen.max_tokens > engine.max_model_len:
                 raise PromptTooLong(request.prompt_tokens, gen.max_tokens, engine.max_model_len)
+            sent = time.perf_counter()
             async for out in engine.generate(request.id, prompt, gen):
                 if out.text or out.token_count:
                     if not request.first_token:
                         request.first_token = time.perf_counter()
                     request.completion_tokens += out.token_count
+                    if logprobs is not None and out.logprobs:
+                        logprobs.extend(out.logprobs)
+                        pending += len(out.logprobs)
                     if out.text:
                         text.append(out.text)
                         if gen.stream and not request.finished:
-                            self._deliver_delta(request, TokenDelta(request.id, index, out.text))
+                            lps = tuple(logprobs[-pending:]) if logprobs and pending else None
+                            delta = TokenDelta(request.id, index, out.text, lps)
+                            self._deliver_delta(request, delta)
                             index += 1
+                            pending = 0
                 if out.finished:
                     finish_reason = out.finish_reason or "stop"
                     if out.prompt_tokens:
                         request.prompt_tokens = out.prompt_tokens
+                    if out.ttft is not None:  # one output at the end: the engine's own TTFT
+                        request.first_token = min(request.first_token, sent + out.ttft)
         except EngineDead as exc:
             self._fail(request, EngineUnavailable(f"the engine died during {request.id}: {exc}"))
             self._engine_died(str(exc))
@@ -418,6 +432,7 @@ class InferenceActor(Actor):
                 ttft=first - request.enqueued,
                 total=now - request.enqueued,
             ),
+            logprobs=tuple(logprobs) if logprobs is not None else None,
         )
         request.finished = True
         self._completed += 1
@@ -573,6 +588,9 @@ class InferenceActor(Actor):
             tokens_per_s=tokens / span if span > 0 else 0.0,
             ttft_p50_s=ttfts[len(ttfts) // 2] if ttfts else None,
             engine_unfinished=engine.num_unfinished() if engine is not None and self._ready else 0,
+            supports_constraints=engine is not None
+            and self._ready
+            and getattr(engine, "supports_constraints", False),
         )
 
 

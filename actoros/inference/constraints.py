@@ -49,6 +49,9 @@ JSON_OBJECT_SCHEMA: dict[str, Any] = {
 """What the fake engine writes for ``JsonObject`` (any object would do; this one is plain)."""
 
 MAX_DEPTH = 12  # nesting beyond which only required parts are generated
+MAX_OUTPUT_CHARS = 1 << 16
+"""The longest output ``satisfy`` writes: a schema or regex that demands more (``minItems:
+1000000000``, nested repeats) is ``Unsatisfiable``, not a stalled engine."""
 UNSUPPORTED_KEYWORDS = ("not", "if", "contains", "dependentSchemas", "dependentRequired")
 
 
@@ -97,7 +100,14 @@ def satisfy(constraint: Constraint, rng: random.Random) -> str:
     check(constraint)
     match constraint:
         case JsonSchema(schema=schema):
-            return json.dumps(_Json(schema, rng).value(schema, 0), ensure_ascii=False)
+            try:
+                return json.dumps(_Json(schema, rng).value(schema, 0), ensure_ascii=False)
+            except Unsatisfiable:
+                raise
+            except RecursionError:
+                raise Unsatisfiable("the schema nests too deeply to write") from None
+            except (TypeError, ValueError, AttributeError) as exc:  # e.g. minLength: "ten"
+                raise Unsatisfiable(f"the JSON schema is malformed ({exc})") from None
         case JsonObject():
             return json.dumps(_Json(JSON_OBJECT_SCHEMA, rng).value(JSON_OBJECT_SCHEMA, 0))
         case Regex(pattern=pattern):
@@ -116,8 +126,15 @@ class _Json:
     def __init__(self, root: dict[str, Any], rng: random.Random) -> None:
         self.root = root
         self.rng = rng
+        self.budget = MAX_OUTPUT_CHARS  # characters (roughly) still allowed
+
+    def spend(self, n: int) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise Unsatisfiable(f"the schema asks for more than {MAX_OUTPUT_CHARS} characters")
 
     def value(self, schema: Any, depth: int) -> Any:
+        self.spend(1)
         if schema is True or schema == {}:
             return self.rng.choice(WORDS)
         if schema is False:
@@ -208,6 +225,7 @@ class _Json:
                     raise Unsatisfiable(f"{name!r} is required but no property may be added")
                 out[name] = self.value(extra, depth + 1)
         low = int(schema.get("minProperties", 0))
+        self.spend(low)
         for name, sub in properties.items():
             if len(out) >= low:
                 break
@@ -231,6 +249,7 @@ class _Json:
         high = int(schema.get("maxItems", max(low, 3)))
         if low > high:
             raise Unsatisfiable("`minItems` exceeds `maxItems`")
+        self.spend(low)
         if depth >= MAX_DEPTH:
             count = low
         else:
@@ -255,10 +274,11 @@ class _Json:
         high = int(schema.get("maxLength", max(low, 24)))
         if low > high:
             raise Unsatisfiable("`minLength` exceeds `maxLength`")
+        self.spend(low)
         if "pattern" in schema:
             # a JSON Schema pattern searches: a full match of it is a match, anchored or not
             for _ in range(20):
-                text = regex_text(schema["pattern"], self.rng)
+                text = regex_text(schema["pattern"], self.rng, max(self.budget, 0))
                 if low <= len(text) <= high:
                     return text
             raise Unsatisfiable("cannot meet `pattern` within the length bounds")
@@ -401,7 +421,7 @@ CATEGORY_CHARS = {
 MAX_EXTRA_REPEATS = 3  # an unbounded repeat (``*``, ``+``) adds at most this many
 
 
-def regex_text(pattern: str, rng: random.Random) -> str:
+def regex_text(pattern: str, rng: random.Random, limit: int = MAX_OUTPUT_CHARS) -> str:
     """A string that ``re.fullmatch(pattern, ...)`` accepts, or ``Unsatisfiable``."""
     try:
         compiled = re.compile(pattern)
@@ -409,47 +429,63 @@ def regex_text(pattern: str, rng: random.Random) -> str:
     except re.error as exc:
         raise Unsatisfiable(f"the regex {pattern!r} does not compile: {exc}") from None
     for _ in range(20):
-        groups: dict[int, str] = {}
-        text = _regex(parsed, rng, groups, pattern)
+        text = _RegexWriter(pattern, rng, limit).write(parsed)
         if compiled.fullmatch(text):
             return text
     raise Unsatisfiable(f"the fake engine cannot generate a match for the regex {pattern!r}")
 
 
-def _regex(items: Any, rng: random.Random, groups: dict[int, str], pattern: str) -> str:
-    out: list[str] = []
-    for op, av in items:
-        if op is sre.LITERAL:
-            out.append(chr(av))
-        elif op is sre.NOT_LITERAL:
-            out.append(rng.choice([c for c in PRINTABLE if ord(c) != av]))
-        elif op is sre.ANY:
-            out.append(rng.choice(string.ascii_letters + string.digits))
-        elif op is sre.IN:
-            out.append(_char_in(av, rng, pattern))
-        elif op is sre.BRANCH:
-            out.append(_regex(rng.choice(av[1]), rng, groups, pattern))
-        elif op is sre.SUBPATTERN:
-            group, _, _, sub = av
-            text = _regex(sub, rng, groups, pattern)
-            if group is not None:
-                groups[group] = text
-            out.append(text)
-        elif op is getattr(sre, "ATOMIC_GROUP", None):
-            out.append(_regex(av, rng, groups, pattern))
-        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
-            low, high, sub = av
-            top = low + MAX_EXTRA_REPEATS if high is sre.MAXREPEAT else min(high, low + 3)
-            out.extend(_regex(sub, rng, groups, pattern) for _ in range(rng.randint(low, top)))
-        elif op is sre.GROUPREF:
-            out.append(groups.get(av, ""))
-        elif op is sre.AT:
-            continue  # ^ and $ at the ends: the final full match checks them
-        else:
-            raise Unsatisfiable(
-                f"the fake engine cannot generate for {str(op).lower()} in the regex {pattern!r}"
-            )
-    return "".join(out)
+class _RegexWriter:
+    """Writes one string along a parsed regex, within ``budget`` characters."""
+
+    def __init__(self, pattern: str, rng: random.Random, budget: int) -> None:
+        self.pattern = pattern
+        self.rng = rng
+        self.budget = budget
+        self.groups: dict[int, str] = {}
+
+    def spend(self, text: str) -> str:
+        self.budget -= len(text)
+        if self.budget < 0:
+            raise Unsatisfiable(f"a match of the regex {self.pattern!r} is too long to write")
+        return text
+
+    def write(self, items: Any) -> str:
+        rng = self.rng
+        out: list[str] = []
+        for op, av in items:
+            if op is sre.LITERAL:
+                out.append(self.spend(chr(av)))
+            elif op is sre.NOT_LITERAL:
+                out.append(self.spend(rng.choice([c for c in PRINTABLE if ord(c) != av])))
+            elif op is sre.ANY:
+                out.append(self.spend(rng.choice(string.ascii_letters + string.digits)))
+            elif op is sre.IN:
+                out.append(self.spend(_char_in(av, rng, self.pattern)))
+            elif op is sre.BRANCH:
+                out.append(self.write(rng.choice(av[1])))
+            elif op is sre.SUBPATTERN:
+                group, _, _, sub = av
+                text = self.write(sub)
+                if group is not None:
+                    self.groups[group] = text
+                out.append(text)
+            elif op is getattr(sre, "ATOMIC_GROUP", None):
+                out.append(self.write(av))
+            elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+                low, high, sub = av
+                top = low + MAX_EXTRA_REPEATS if high is sre.MAXREPEAT else min(high, low + 3)
+                out.extend(self.write(sub) for _ in range(rng.randint(low, top)))
+            elif op is sre.GROUPREF:
+                out.append(self.spend(self.groups.get(av, "")))
+            elif op is sre.AT:
+                continue  # ^ and $ at the ends: the final full match checks them
+            else:
+                raise Unsatisfiable(
+                    f"the fake engine cannot generate for {str(op).lower()} "
+                    f"in the regex {self.pattern!r}"
+                )
+        return "".join(out)
 
 
 def _char_in(items: Any, rng: random.Random, pattern: str) -> str:

@@ -33,6 +33,9 @@ class EngineOutput(msgspec.Struct, frozen=True):
     finish_reason: FinishReason | None = None  # set when finished
     prompt_tokens: int = 0  # filled on the last output when the engine knows it
     logprobs: tuple[TokenLogprob, ...] | None = None  # one per new token, when asked for
+    # seconds from the engine's receipt of the request to its first token, on the last output
+    # when the engine measured it (vLLM: a request not streamed has one output, at the end)
+    ttft: float | None = None
 
 
 class Engine(Protocol):

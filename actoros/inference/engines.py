@@ -58,7 +58,10 @@ def engine_factory(inference: InferenceConfig) -> Callable[[], Engine]:
         "engine_args",
         "constraint_memory",
     }
-    direct = {k: v for k, v in args.items() if k in named}
+    # the config's own keys; an engine_args entry of the same name (refused by validate in a
+    # config file) wins in code, as engine_args do
+    direct = {"enable_prefix_caching": inference.prefix_caching, "block_size": inference.block_size}
+    direct.update({k: v for k, v in args.items() if k in named})
     rest = {k: v for k, v in args.items() if k not in named}
     model = model_id(inference)
     return lambda: make_engine(

@@ -21,13 +21,16 @@ class EngineReady(msgspec.Struct, frozen=True, kw_only=True):
     """The engine of the inference actor at ``path`` has started: requests go in from now.
 
     ``model``: the id the model answers to, when the actor was told it (``None`` otherwise);
-    ``max_model_len``, ``max_num_seqs``: what the started engine reports.
+    ``max_model_len``, ``max_num_seqs``: what the started engine reports;
+    ``supports_constraints``: whether it enforces ``Generate.constraint`` (its start-up
+    canary passed); when false, a constrained request fails with ``ConstraintsUnsupported``.
     """
 
     path: str
     model: str | None
     max_model_len: int
     max_num_seqs: int
+    supports_constraints: bool = True
 
 
 class EngineDown(msgspec.Struct, frozen=True, kw_only=True):

@@ -170,6 +170,13 @@ def test_regex_outputs_fully_match(pattern: str) -> None:
         (JsonSchema({"type": "object", "required": ["a"], "additionalProperties": False}), "'a'"),
         (JsonSchema({"type": "teapot"}), "unknown JSON Schema type"),
         (JsonSchema({"type": "string", "pattern": "[0-9]{5}", "maxLength": 3}), "length"),
+        # what an attacker might send: too much to write is refused, not written
+        (JsonSchema({"type": "array", "minItems": 10**9}), "more than"),
+        (JsonSchema({"type": "string", "minLength": 10**9}), "more than"),
+        (JsonSchema({"type": "object", "minProperties": 10**9}), "more than"),
+        (Regex(r"((a{1000}){1000}){1000}"), "too long"),
+        (JsonSchema({"type": "string", "minLength": "ten"}), "malformed"),
+        (JsonSchema({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}), "nesting"),
     ],
 )
 def test_what_cannot_be_generated_is_an_error_naming_the_problem(

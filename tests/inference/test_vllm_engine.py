@@ -73,10 +73,12 @@ async def test_start_reports_the_engine_limits(engine: VLLMEngine) -> None:
     assert engine.max_model_len == MAX_MODEL_LEN
     assert engine.max_num_seqs == 16
     assert engine.alive
+    # the canary's grammar forces "yes" or "no" whatever the random weights say
+    assert engine.supports_constraints
 
 
 async def test_generate_streams_one_token_per_delta_then_finishes(engine: VLLMEngine) -> None:
-    gen = Generate(prompt="Hello, world!", max_tokens=12, ignore_eos=True)
+    gen = Generate(prompt="Hello, world!", max_tokens=12, ignore_eos=True, stream=True)
     outputs = await collect(engine, "stream-1", gen)
 
     assert [out.finished for out in outputs] == [False] * (len(outputs) - 1) + [True]
@@ -130,7 +132,7 @@ async def test_stop_string_ends_the_text_before_it(engine: VLLMEngine) -> None:
 
 
 async def test_abort_ends_the_stream_with_abort_and_frees_the_engine(engine: VLLMEngine) -> None:
-    gen = Generate(prompt="tell me everything", max_tokens=200, ignore_eos=True)
+    gen = Generate(prompt="tell me everything", max_tokens=200, ignore_eos=True, stream=True)
     prompt, _ = engine.render(gen)
     outputs: list[EngineOutput] = []
     async for out in engine.generate("abort-1", prompt, gen):
@@ -145,7 +147,7 @@ async def test_abort_ends_the_stream_with_abort_and_frees_the_engine(engine: VLL
 
 
 async def test_closing_the_stream_early_aborts_the_request(engine: VLLMEngine) -> None:
-    gen = Generate(prompt="tell me everything", max_tokens=200, ignore_eos=True)
+    gen = Generate(prompt="tell me everything", max_tokens=200, ignore_eos=True, stream=True)
     prompt, _ = engine.render(gen)
     stream = engine.generate("close-1", prompt, gen)
     first = await anext(stream)
@@ -188,7 +190,7 @@ async def test_killing_the_engine_core_fails_requests_with_engine_dead(tiny_mode
     await engine.start()
     try:
         (core,) = engine_cores() - others
-        gen = Generate(prompt="a long story", max_tokens=200, ignore_eos=True)
+        gen = Generate(prompt="a long story", max_tokens=200, ignore_eos=True, stream=True)
         prompt, _ = engine.render(gen)
         stream = engine.generate("doomed", prompt, gen)
         await anext(stream)
