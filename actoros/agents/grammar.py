@@ -30,7 +30,7 @@ from typing import Any
 from actoros.inference.messages import JsonSchema
 from actoros.kernel.access import Permissions
 
-__all__ = ["StepGrammar", "step_schema"]
+__all__ = ["ANSWER_ONLY", "StepGrammar", "step_schema"]
 
 ANY_ARGUMENTS: dict[str, Any] = {"type": "object"}  # a tool whose argument schema is unknown
 
@@ -63,6 +63,11 @@ def step_schema(
 
 def _allows(patterns: frozenset[str], name: str) -> bool:
     return name in patterns or any(fnmatchcase(name, pattern) for pattern in patterns)
+
+
+ANSWER_ONLY = JsonSchema(step_schema({}))
+"""The grammar of a step that must be the final answer (an agent's last step, or the one
+after it repeated a call)."""
 
 
 class StepGrammar:

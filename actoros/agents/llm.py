@@ -21,7 +21,10 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
 Constrained turns (``AgentConfig.constrain``, on by default): every model call carries the
 agent's reply grammar (``grammar.py``: one branch per tool it may call now, one for the agents
 it may ask, one for the answer), so the engine only lets the model write a well-formed step;
-the grammar is built once and rebuilt only when the agent's permissions change. An engine that
+the grammar is built once and rebuilt only when the agent's permissions change. The last
+step's grammar (``max_steps``) lets the model only answer, so a constrained turn ends with an
+answer; a constrained step that repeats a call of the same turn (small models loop on one)
+is not run again: its result is in the thread already, and the next step must answer. An engine that
 cannot enforce constraints answers ``ConstraintsUnsupported``: the agent says so once in the
 log (``agent.constraints_unsupported``) and goes on unconstrained, with the parse-and-retry
 path above. An agent that can only answer (no tools, no agents to ask) sends no grammar: plain
@@ -47,7 +50,9 @@ the final answer only once its whole output parses (``StepFilter``):
 
 - an output that starts (after whitespace) with ``{``, ``[`` or a backtick is JSON-looking and
   is held back whole; if it parses as the final answer, the answer is shown in one piece.
-  Tool calls, delegations and malformed JSON outputs therefore show nothing;
+  Tool calls, delegations and malformed JSON outputs therefore show nothing. A constrained
+  step is the exception: its grammar lets ``{"answer": "`` begin nothing but the final
+  answer, so the answer's text is shown as it comes, decoded from its JSON string;
 - any other output is plain text, the final answer unless JSON follows: it is shown as it
   comes, except leading and trailing whitespace (the answer is stripped) and everything from
   the first ``{`` or backtick on, which is held back until the step ends; a final answer then
@@ -67,6 +72,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -90,7 +96,7 @@ from actoros.kernel.threads import (
 )
 
 from .base import Agent, Emit
-from .grammar import StepGrammar
+from .grammar import ANSWER_ONLY, StepGrammar
 from .messages import MAX_HOPS, AgentError, AgentReply, HopLimitExceeded, UserMessage
 from .protocol import Delegate, FinalAnswer, Malformed, ToolCall, parse_step, protocol_prompt
 
@@ -189,9 +195,15 @@ class LLMAgent(Agent):
         shown = _Shown(emit) if emit is not None else None
         retry_used = False  # the previous output was malformed: one retry only
         retry: tuple[ChatMessage, ...] = ()  # after malformed output: it and the correction
-        for step in range(1, self.config.max_steps + 1):
-            step_filter = StepFilter() if shown is not None else None
-            output = await self._generate(thread_id, retry, usage, step_filter, shown)
+        calls: set[str] = set()  # the tool calls and delegations of this turn, as JSON
+        answer_now = False  # a constrained step repeated a call: the next one must answer
+        last = self.config.max_steps
+        for step in range(1, last + 1):
+            constraint = self._constraint(answer_only=answer_now or step == last)
+            step_filter = (
+                StepFilter(answer_json=constraint is not None) if shown is not None else None
+            )
+            output = await self._generate(thread_id, retry, usage, constraint, step_filter, shown)
             retry = ()
             parsed = parse_step(output)
             usage.model_turns += 1
@@ -227,17 +239,33 @@ class LLMAgent(Agent):
                     continue
                 case ToolCall(tool=tool, arguments=arguments):
                     call = {"tool": tool, "arguments": arguments}
+                    if self._repeated(call, calls, constraint):
+                        answer_now = True
+                        continue
                     await self._append(thread_id, self._said(output, call))
                     usage.tools.append(tool)
                     result = await self._use_tool(tool, arguments)
                     await self._append(thread_id, self._tool_message(result))
                 case Delegate(agent=agent, message=question):
                     call = {"agent": agent, "message": question}
+                    if self._repeated(call, calls, constraint):
+                        answer_now = True
+                        continue
                     await self._append(thread_id, self._said(output, call))
                     result = await self._delegate(agent, question, via, usage)
                     await self._append(thread_id, self._tool_message(result))
             retry_used = False
         raise AgentError(self.name, f"no final answer within {self.config.max_steps} model calls")
+
+    def _repeated(self, call: dict[str, Any], calls: set[str], constraint: Any) -> bool:
+        """Whether a constrained step repeats a call of this turn (its result is in the thread
+        already: small models loop on it); the call is remembered otherwise."""
+        key = json.dumps(call, sort_keys=True, default=str)
+        if key in calls and constraint is not None:
+            log.info("agent.repeated_call", agent=self.name, call=key[:200])
+            return True
+        calls.add(key)
+        return False
 
     # -- syscalls --------------------------------------------------------------------------
 
@@ -246,6 +274,7 @@ class LLMAgent(Agent):
         thread_id: str,
         retry: tuple[ChatMessage, ...],
         usage: _Usage,
+        constraint: JsonSchema | None = None,
         step_filter: StepFilter | None = None,
         shown: _Shown | None = None,
     ) -> str:
@@ -266,7 +295,7 @@ class LLMAgent(Agent):
             max_tokens=self.config.max_tokens,
             temperature=self.config.temperature,
             stream=shown is not None,
-            constraint=self._constraint(),
+            constraint=constraint,
         )
         completion = await self._complete(gen, step_filter, shown)
         if not isinstance(completion, Completion):
@@ -323,9 +352,13 @@ class LLMAgent(Agent):
     def _permissions(self) -> Permissions | None:
         return self.access.permissions_for(self.name)
 
-    def _constraint(self) -> JsonSchema | None:
-        """The reply grammar for this agent's permissions now (``None``: unconstrained)."""
-        return self.grammar.constraint(self._permissions()) if self.constrain else None
+    def _constraint(self, *, answer_only: bool = False) -> JsonSchema | None:
+        """The reply grammar for this agent's permissions now (``None``: unconstrained);
+        ``answer_only``: the one that only lets the model answer (when it has a grammar)."""
+        if not self.constrain:
+            return None
+        constraint = self.grammar.constraint(self._permissions())
+        return ANSWER_ONLY if answer_only and constraint is not None else constraint
 
     async def _generate_streamed(
         self, gen: Generate, step_filter: StepFilter, shown: _Shown
@@ -425,24 +458,29 @@ class _Usage:
 class StepFilter:
     """Which part of one step's output may be shown while it is generated (see the module
     docstring): ``feed`` each piece of output and show what it returns; once the step has
-    parsed as a final answer, ``rest(answer)`` is what remains to show of it."""
+    parsed as a final answer, ``rest(answer)`` is what remains to show of it.
 
-    __slots__ = ("_output", "_start", "_sent", "_held_whole")
+    ``answer_json``: the step is constrained by the agent's grammar, so an output that opens
+    ``{"answer": "`` can only be the final answer: its text is shown as it comes, decoded
+    from the JSON string (only an output cut short by ``max_tokens`` breaks that promise;
+    what was shown of it is then an interlude, as with plain text)."""
 
-    def __init__(self) -> None:
-        self._output = ""
-        self._start = -1  # index of the first non-space character (-1: none yet)
-        self._sent = 0  # _output[_start:_sent] has been shown
-        self._held_whole = False  # JSON-looking output: show nothing before it parses
+    __slots__ = ("_output", "_start", "_sent", "_held_whole", "_answer_json", "_decoded", "_shown")
+
+    def __init__(self, *, answer_json: bool = False) -> None:
+        self._answer_json = answer_json
+        self.reset()
 
     @property
     def shown(self) -> str:
         """The part of this step's output shown so far."""
-        return self._output[self._start : self._sent] if self._start >= 0 else ""
+        return self._shown
 
     def reset(self) -> None:
         """Forget the output fed so far (nothing of it was shown): the step starts again."""
         self._output, self._start, self._sent, self._held_whole = "", -1, 0, False
+        self._decoded: int | None = None  # answer_json: where the answer's string resumes
+        self._shown = ""
 
     def feed(self, piece: str) -> str:
         self._output += piece
@@ -453,7 +491,7 @@ class StepFilter:
             self._start = self._sent = len(self._output) - len(stripped)
             self._held_whole = stripped[0] in "{[`"
         if self._held_whole:
-            return ""
+            return self._answer_piece() if self._answer_json else ""
         limit = len(self._output)
         for mark in "{`":  # JSON may begin here: hold it back until the step has parsed
             at = self._output.find(mark, self._sent)
@@ -463,13 +501,63 @@ class StepFilter:
         if end <= self._sent:
             return ""
         piece, self._sent = self._output[self._sent : end], end
+        self._shown += piece
         return piece
+
+    def _answer_piece(self) -> str:
+        """More of the answer's text, decoded, when the output is ``{"answer": "...``."""
+        if self._decoded is None:
+            opened = _ANSWER_OPEN.match(self._output, self._start)
+            if opened is None:
+                return ""
+            self._decoded = opened.end()
+        text, self._decoded = _decode_partial(self._output, self._decoded)
+        self._shown += text
+        return text
 
     def rest(self, answer: str) -> str | None:
         """The rest of ``answer`` to show after ``shown``; ``None`` when ``shown`` is not the
         start of the answer (it was an interlude)."""
         shown = self.shown
         return answer[len(shown) :] if answer.startswith(shown) else None
+
+
+_ANSWER_OPEN = re.compile(r'\{\s*"answer"\s*:\s*"')
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _decode_partial(text: str, at: int) -> tuple[str, int]:
+    """The JSON string content of ``text`` from ``at`` (just inside its quotes) as far as it
+    is complete — up to its closing quote or an escape cut short — and where to resume."""
+    out: list[str] = []
+    i = at
+    while i < len(text) and text[i] != '"':
+        if text[i] != "\\":
+            char, size = text[i], 1
+        elif text[i + 1 : i + 2] == "u":
+            char, size = _unicode_escape(text, i)
+        else:
+            char, size = _ESCAPES.get(text[i + 1 : i + 2], ""), 2
+        if not char:  # cut short (or not JSON: the parser will say so)
+            break
+        out.append(char)
+        i += size
+    return "".join(out), i
+
+
+def _unicode_escape(text: str, i: int) -> tuple[str, int]:
+    """The character of the ``\\uXXXX`` escape (a surrogate pair: both) at ``i``, and its
+    length; ``("", 0)`` when it is cut short or malformed."""
+    try:
+        code = int(text[i + 2 : i + 6], 16) if i + 6 <= len(text) else -1
+        if 0xD800 <= code < 0xDC00:
+            if i + 12 > len(text) or text[i + 6 : i + 8] != "\\u":
+                return "", 0
+            low = int(text[i + 8 : i + 12], 16)
+            return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), 12
+    except ValueError:
+        return "", 0
+    return (chr(code), 6) if code >= 0 else ("", 0)
 
 
 class _Shown:

@@ -14,7 +14,9 @@ import pytest_asyncio
 import structlog
 
 from actoros.agents import AgentError, UserMessage
+from actoros.agents.grammar import ANSWER_ONLY
 from actoros.config.schema import AgentConfig, Permissions
+from actoros.inference.engine import CANARY_ID
 from actoros.inference.errors import ConstraintsUnsupported
 from actoros.inference.fake_engine import render_chat
 from actoros.inference.messages import Generate, JsonSchema
@@ -33,7 +35,7 @@ class NoConstraintsEngine(ScriptedEngine):
     whose canary failed answers."""
 
     async def generate(self, request_id: str, prompt: Any, gen: Generate) -> AsyncIterator[Any]:
-        if gen.constraint is not None:
+        if gen.constraint is not None and request_id != CANARY_ID:
             self.requests.append(gen)
             raise ConstraintsUnsupported("this engine cannot enforce output constraints")
         async for out in super().generate(request_id, prompt, gen):
@@ -215,3 +217,71 @@ async def test_the_running_summary_comes_after_the_stable_part_and_before_the_tu
         assert last[0] == kernel.engine.requests[0].messages[0]  # the stable part, unchanged
         assert last[1].role == "system" and last[1].content.startswith(SUMMARY_PREFIX)
         assert all(m.role != "system" for m in last[2:])
+
+
+# -- on the fake engine that honours constraints -------------------------------------------
+
+
+async def test_on_an_engine_that_honours_the_grammar_every_model_turn_parses() -> None:
+    from actoros.inference.fake_engine import FakeEngine
+
+    async with start_kernel(FakeEngine(eos_after=(8, 40))) as kernel:
+        ref = await kernel.spawn(orders(max_steps=3, max_tokens=200))
+        turns = malformed = 0
+        tools: list[str] = []
+        for i in range(12):
+            try:
+                reply = await ref.ask(f"Where is order {1000 + i}?")
+            except AgentError as exc:  # the step limit: the fake model may loop on tools
+                assert "no final answer within 3 model calls" in str(exc)
+                continue
+            turns += reply.model_turns
+            malformed += reply.malformed_turns
+            tools.extend(reply.tools_used)
+        assert turns > 0 and malformed == 0
+        assert set(tools) <= {"kv_get", "calculator"}
+
+
+async def test_on_an_engine_whose_canary_failed_the_agent_falls_back_and_still_answers() -> None:
+    from actoros.inference.fake_engine import FakeEngine
+
+    async with start_kernel(FakeEngine(constraints="unsupported")) as kernel:
+        ref = await kernel.spawn(orders(tools=(), permissions=Permissions(agents=("faq",))))
+        with capture_logs() as logs:
+            reply = await ref.ask("hello")
+            await ref.ask("again")
+        assert reply.text and reply.model_turns == 1
+        said = [e for e in logs if e["event"] == "agent.constraints_unsupported"]
+        assert len(said) == 1
+
+
+async def test_the_last_step_of_a_constrained_turn_may_only_answer(kernel: Kernel) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "%d"}}'
+    kernel.engine.replies = [call % 1, call % 2, '{"answer": "3"}']
+    ref = await kernel.spawn(orders(max_steps=3))
+    assert (await ref.ask("sum")).text == "3"
+    first, second, third = kernel.engine.requests
+    assert first.constraint is second.constraint and offered(first)[0] == "calculator"
+    assert third.constraint is ANSWER_ONLY and offered(third) == ["answer"]
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_next_step_must_answer(
+    kernel: Kernel,
+) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "6 * 7"}}'
+    kernel.engine.replies = [call, call, '{"answer": "42"}']
+    ref = await kernel.spawn(orders(max_steps=5))
+    reply = await ref.ask("6 * 7?")
+    assert (reply.text, reply.steps, reply.tools_used) == ("42", 3, ("calculator",))
+    assert kernel.engine.requests[2].constraint is ANSWER_ONLY
+    thread = await kernel.thread(reply.thread_id)
+    assert [role for role, _ in thread] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_unconstrained_a_repeated_call_runs_again(kernel: Kernel) -> None:
+    call = '{"tool": "calculator", "arguments": {"expression": "6 * 7"}}'
+    kernel.engine.replies = [call, call, "42"]
+    ref = await kernel.spawn(orders(constrain=False, max_steps=5))
+    reply = await ref.ask("6 * 7?")
+    assert reply.tools_used == ("calculator", "calculator")
+    assert all(g.constraint is None for g in kernel.engine.requests)

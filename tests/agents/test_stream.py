@@ -19,10 +19,10 @@ from actoros.agents import (
     UserMessage,
 )
 from actoros.agents.llm import StepFilter
-from actoros.agents.protocol import parse_step
+from actoros.agents.protocol import FinalAnswer, parse_step
 from actoros.config.schema import AgentConfig, Permissions, Rule
 from actoros.inference.actor import InferenceStats
-from actoros.inference.engine import EngineOutput
+from actoros.inference.engine import CANARY_ID, EngineOutput
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
 
@@ -45,6 +45,10 @@ class PacedEngine(FakeEngine):
         self.aborted = asyncio.Event()
 
     async def generate(self, request_id: str, prompt: Any, gen: Generate) -> AsyncIterator[Any]:
+        if request_id == CANARY_ID:  # the engine's start-up probe is not the test's
+            async for out in super().generate(request_id, prompt, gen):
+                yield out
+            return
         self.requests.append(gen)
         if not self.replies:
             raise AssertionError("the paced engine ran out of replies")
@@ -120,6 +124,30 @@ def test_shown_text_that_is_not_the_answer_start_is_an_interlude() -> None:
     _, step_filter = shown_by(["Sure. ", '{"answer": "Paris"}'])
     assert step_filter.shown == "Sure."
     assert step_filter.rest("Paris") is None
+
+
+def answer_shown_by(pieces: list[str]) -> tuple[list[str], StepFilter]:
+    step_filter = StepFilter(answer_json=True)
+    return [out for piece in pieces if (out := step_filter.feed(piece))], step_filter
+
+
+def test_a_constrained_answer_is_shown_as_it_comes_decoded_from_its_json_string() -> None:
+    pieces = ['{"ans', 'wer": "', " The", " café\\", "n is \\u00", 'e9t\\"', "é ", ' ok"', "}"]
+    shown, step_filter = answer_shown_by(pieces)
+    answer = parse_step("".join(pieces))
+    assert answer == FinalAnswer(' The café\n is ét"é  ok')
+    assert "".join(shown) == step_filter.shown == answer.text  # type: ignore[union-attr]
+    assert step_filter.rest(answer.text) == ""  # type: ignore[union-attr]
+
+
+def test_a_surrogate_pair_split_across_pieces_is_shown_whole() -> None:
+    shown, _ = answer_shown_by(['{"answer": "a \\ud83d', "\\ude00", ' b"}'])
+    assert "".join(shown) == "a \U0001f600 b"
+
+
+def test_constrained_output_that_is_not_an_answer_stays_held_back() -> None:
+    shown, _ = answer_shown_by(['{"tool": "calculator", ', '"arguments": {"expression": "1"}}'])
+    assert shown == []
 
 
 # -- LLMAgent ------------------------------------------------------------------------------
@@ -296,3 +324,15 @@ async def test_a_rule_agent_forward_relays_the_other_agents_stream(kernel: Kerne
     deltas, reply = await collect(stream)
     assert deltas == [" 42", " ships."]
     assert (reply.agent, reply.text) == ("orders", "Order 42 ships.")
+
+
+async def test_a_constrained_streamed_answer_shows_its_text_as_it_comes(kernel: Kernel) -> None:
+    kernel.engine.replies = [['{"answer": "The', HOLD, " capital", ' is Paris."}']]
+    ref = await kernel.spawn(llm(tools=("calculator",)))
+    stream = await ask_stream(ref, "Capital of France?")
+    assert await anext(stream) == AgentDelta("The")
+    assert kernel.engine.requests[0].constraint is not None
+    kernel.engine.gate.set()
+    deltas, reply = await collect(stream)
+    assert deltas == [" capital", " is Paris."]
+    assert (reply.text, reply.data) == ("The capital is Paris.", {})

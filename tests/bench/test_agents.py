@@ -99,3 +99,60 @@ async def test_rule_workload_calls_the_calculator_through_the_tool_service() -> 
 
     assert isinstance(calc, AgentReply) and calc.data == {"tool": "calculator", "value": 10.5}
     assert isinstance(reply, AgentReply) and reply.text == "status of order 1: noted by rule-1"
+
+
+async def test_the_prefix_series_alternates_modes_on_agents_sharing_one_system_prompt() -> None:
+    from actoros.bench.agents._prefix import PrefixSizes, prefix_series
+    from actoros.inference.fake_engine import FakeEngine
+
+    built: list[bool] = []
+    engines: list[FakeEngine] = []
+
+    def engine(cache_on: bool) -> FakeEngine:
+        built.append(cache_on)
+        engines.append(FakeEngine(eos_after=(4, 4)))
+        return engines[-1]
+
+    metrics: dict[str, float] = {}
+    raw: dict[str, list[float]] = {}
+    notes: list[str] = []
+    sizes = PrefixSizes(agents=3, rounds=2, max_tokens=4)
+    info = await prefix_series(sizes, engine, 2048, 30.0, metrics, raw, notes)
+
+    assert built == [False, True]
+    for mode in ("on", "off"):
+        assert metrics[f"prefix_{mode}_failed"] == 0
+        assert metrics[f"prefix_{mode}_ttft_p50_ms"] > 0
+        assert len(raw[f"prefix_{mode}_output_tok_per_s"]) == sizes.rounds
+        assert len(raw[f"prefix_{mode}_ttft_ms"]) == sizes.rounds * sizes.agents
+        # a warm-up round and the timed rounds, one request per agent each
+        assert len(engines[built.index(mode == "on")].generated) == (1 + 2) * 3
+    assert info["system_prompt_tokens"] > 0
+    # the fake engine counts no prefix-cache hits: said, and no hit rate made up
+    assert "prefix_on_hit_rate" not in metrics
+    assert any("do not count prefix-cache hits" in n for n in notes)
+
+
+async def test_the_prefix_hit_rate_is_each_engines_counters_growth_over_its_rounds() -> None:
+    from actoros.bench.agents._prefix import PrefixSizes, prefix_series
+    from actoros.inference.fake_engine import FakeEngine
+
+    reads: dict[bool, int] = {True: 0, False: 0}
+    engines: dict[int, bool] = {}
+
+    def engine(cache_on: bool) -> FakeEngine:
+        built = FakeEngine(eos_after=(4, 4))
+        engines[id(built)] = cache_on
+        return built
+
+    def counters(built: FakeEngine) -> tuple[float, float]:  # a read: 100 queries, 60|0 hits
+        cache_on = engines[id(built)]
+        reads[cache_on] += 1
+        return 100.0 * reads[cache_on], (60.0 if cache_on else 0.0) * reads[cache_on]
+
+    metrics: dict[str, float] = {}
+    sizes = PrefixSizes(agents=2, rounds=3, max_tokens=4)
+    await prefix_series(sizes, engine, 2048, 30.0, metrics, {}, [], counters)
+    assert reads == {True: 2 * sizes.rounds, False: 2 * sizes.rounds}  # around every round
+    assert metrics["prefix_on_hit_rate"] == pytest.approx(0.6)
+    assert metrics["prefix_off_hit_rate"] == 0.0

@@ -191,6 +191,7 @@ def llm_config(name: str, max_tokens: int) -> AgentConfig:
         max_steps=3,
         max_tokens=max_tokens,
         temperature=0.0,
+        constrain=False,  # free text, as the earlier runs of this series: comparable numbers
     )
 
 
@@ -226,8 +227,12 @@ async def spawn_llm_agents(
     max_tokens: int,
     context_tokens: int,
     state_dir: Path,
+    *,
+    agent_config: Callable[[str, int], AgentConfig] | None = None,
 ) -> list[ActorRef]:
-    """``/kernel`` (inference, threads, tools) and ``agents`` LLM agents under ``/llm``."""
+    """``/kernel`` (inference, threads, tools) and ``agents`` LLM agents under ``/llm``
+    (each ``agent_config(name, max_tokens)``, default ``llm_config``)."""
+    make_config = agent_config or llm_config
     access = AccessControl()
     names: dict[str, str] = {}
     registry = ToolRegistry(builtin_tools())
@@ -260,7 +265,7 @@ async def spawn_llm_agents(
     await wait_engine_ready(system, inference)
     children = []
     for i in range(agents):
-        config = llm_config(f"llm-{i}", max_tokens)
+        config = make_config(f"llm-{i}", max_tokens)
         access.grant(config.name, access_permissions(config))
         names[f"/llm/{config.name}"] = config.name
         children.append(

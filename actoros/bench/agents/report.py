@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from .._common import fmt, notes_section, pyplot, save_chart
 from .result import AgentsResult, Sizes
@@ -30,6 +31,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "llm_vllm_steps_per_task": ("LLM agents, SmolLM2 on vLLM: model calls per task", VALUE),
     "llm_vllm_output_tok_per_s": ("LLM agents, SmolLM2 on vLLM: output tokens/s", RATE),
     "vllm_start_seconds": ("vLLM engine start (model load), s", VALUE),
+    "prefix_on_ttft_p50_ms": ("prefix cache on: TTFT p50, ms", VALUE),
+    "prefix_off_ttft_p50_ms": ("prefix cache off: TTFT p50, ms", VALUE),
+    "prefix_ttft_p50_off_over_on": ("TTFT p50, cache off / cache on", VALUE),
+    "prefix_on_ttft_p99_ms": ("prefix cache on: TTFT p99, ms", VALUE),
+    "prefix_off_ttft_p99_ms": ("prefix cache off: TTFT p99, ms", VALUE),
+    "prefix_on_output_tok_per_s": ("prefix cache on: output tokens/s (median round)", RATE),
+    "prefix_off_output_tok_per_s": ("prefix cache off: output tokens/s (median round)", RATE),
+    "prefix_on_hit_rate": ("prefix cache on: hit rate vLLM reports (tokens)", ".1%"),
+    "prefix_off_hit_rate": ("prefix cache off: hit rate vLLM reports (tokens)", ".1%"),
+    "prefix_on_failed": ("prefix cache on: failed tasks", COUNT),
+    "prefix_off_failed": ("prefix cache off: failed tasks", COUNT),
 }
 
 
@@ -69,6 +81,16 @@ def markdown(result: AgentsResult) -> str:
             if "vllm" in result.engines
             else "- LLM (vLLM): not run (see notes)."
         ),
+        (
+            f"- prefix cache (vLLM): {s.prefix_agents} `LLMAgent`s sharing a system prompt of "
+            f"{result.prefix_cache.get('system_prompt_tokens', '?')} tokens (a handbook, then "
+            "the protocol and tools), one task each per round on a new thread, max_tokens "
+            f"{s.prefix_max_tokens}; two engines side by side, prefix caching on and off, "
+            f"{s.prefix_rounds} timed rounds each, alternated, after one warm-up round each. "
+            "TTFT: request reaching the inference actor → first token."
+            if result.prefix_cache
+            else "- prefix cache (vLLM): not run (see notes)."
+        ),
         "",
         "| metric | what | value |",
         "|---|---|---:|",
@@ -83,12 +105,18 @@ def markdown(result: AgentsResult) -> str:
             "",
             "vLLM engine: " + ", ".join(f"{k}={v}" for k, v in result.vllm_engine.items()),
         ]
+    if result.prefix_cache:
+        lines += [
+            "",
+            "Prefix-cache series: " + ", ".join(f"{k}={v}" for k, v in result.prefix_cache.items()),
+        ]
     lines += notes_section(result.notes)
     return "\n".join(lines) + "\n"
 
 
 def chart(result: AgentsResult, path: Path) -> None:
-    """Two panels: tasks/s per workload (log scale), latency p50/p99 per workload."""
+    """Two panels: tasks/s per workload (log scale), latency p50/p99 per workload; a third,
+    TTFT p50/p99 with the prefix cache on and off, when the series ran."""
     plt = pyplot()
     metrics = result.metrics
     workloads = [
@@ -98,7 +126,9 @@ def chart(result: AgentsResult, path: Path) -> None:
     ]
     present = [(k, label) for k, label in workloads if f"{k}_tasks_per_s" in metrics]
     labels = [label for _, label in present]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    prefix = "prefix_on_ttft_p50_ms" in metrics
+    fig, axes = plt.subplots(1, 3 if prefix else 2, figsize=(18 if prefix else 12, 4.5))
+    left, right = axes[0], axes[1]
     rates = [metrics[f"{k}_tasks_per_s"] for k, _ in present]
     left.bar(labels, rates, color="#1f77b4")
     left.set_yscale("log")
@@ -120,9 +150,32 @@ def chart(result: AgentsResult, path: Path) -> None:
     for x, a, b in zip(xs, p50, p99, strict=True):
         right.annotate(f"{a:,.1f}", (x - width / 2, a), ha="center", va="bottom", fontsize=7)
         right.annotate(f"{b:,.1f}", (x + width / 2, b), ha="center", va="bottom", fontsize=7)
-    for ax in (left, right):
+    if prefix:
+        _prefix_panel(axes[2], result)
+    for ax in axes:
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(
         f"actoros bench agents — {result.loop}, {result.machine.cpu_count} CPUs", fontsize=11
     )
     save_chart(fig, path)
+
+
+def _prefix_panel(ax: Any, result: AgentsResult) -> None:
+    metrics = result.metrics
+    modes = [("on", "prefix cache on"), ("off", "prefix cache off")]
+    width = 0.38
+    for offset, (q, color) in ((-width / 2, ("50", "#2ca02c")), (width / 2, ("99", "#d62728"))):
+        values = [metrics.get(f"prefix_{m}_ttft_p{q}_ms", math.nan) for m, _ in modes]
+        xs = [x + offset for x in range(len(modes))]
+        ax.bar(xs, values, width, label=f"p{q}", color=color)
+        for x, v in zip(xs, values, strict=True):
+            ax.annotate(f"{v:,.0f}", (x, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(modes)), [label for _, label in modes])
+    hit = metrics.get("prefix_on_hit_rate")
+    tokens = result.prefix_cache.get("system_prompt_tokens", "?")
+    title = f"TTFT, {result.sizes.prefix_agents} agents, {tokens}-token shared prompt"
+    if hit is not None:
+        title += f"; hit rate {hit:.0%}"
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=8)

@@ -23,13 +23,18 @@ class Sizes(msgspec.Struct, frozen=True, kw_only=True):
     llm_max_tokens: int
     vllm_tasks: int
     vllm_max_tokens: int
+    prefix_agents: int = 32  # the prefix-caching series (``_prefix.py``)
+    prefix_rounds: int = 4  # timed rounds per mode, alternated
+    prefix_max_tokens: int = 24
 
 
 class AgentsResult(RepeatedResult, frozen=True, kw_only=True):
     """No targets. ``metrics`` of the rule and fake-LLM workloads are those of the median of
-    ``repeats`` timed batches (``raw``: every batch's); the vLLM workload runs one batch."""
+    ``repeats`` timed batches (``raw``: every batch's); the vLLM workload runs one batch; the
+    prefix-caching series (``prefix_*``) alternates ``sizes.prefix_rounds`` rounds per mode."""
 
     benchmark: str = "agents"
     engines: list[str]  # workloads run: "rule", "fake", "vllm"
     vllm_engine: dict[str, Any] = {}  # model, dtype, start seconds (when run)
+    prefix_cache: dict[str, Any] = {}  # the prefix-caching series: its prompt sizes (when run)
     sizes: Sizes

@@ -8,7 +8,10 @@ Three workloads, each in its own ``ActorSystem`` (see ``_workloads.py``):
    actor on ``FakeEngine`` with a small per-token delay: the runtime's cost per LLM turn;
 3. **LLM, SmolLM2**: the same 32 agents on SmolLM2-135M-Instruct in CPU vLLM (dtype ``auto``:
    the model folder's bfloat16), few tasks with small ``max_tokens``. Skipped, with a note,
-   under ``--quick`` or ``--engine fake``, or when vLLM or the model is missing.
+   under ``--quick`` or ``--engine fake``, or when vLLM or the model is missing;
+4. **prefix cache, SmolLM2**: 32 LLM agents sharing a system prompt of over 512 tokens, on two
+   engines side by side, vLLM's prefix caching on and off, rounds alternated: TTFT p50/p99,
+   output tokens/s and the hit rate vLLM reports (``_prefix.py``). Run with the vLLM workload.
 
 Each reports tasks/s (successful tasks over the batch's wall time) and the p50/p99 latency of
 a task (ask → reply). Writes ``agents.json`` (an ``AgentsResult``), ``agents.md`` and
@@ -39,6 +42,7 @@ from .._common import (
     uvloop_note,
     vllm_missing,
 )
+from ._prefix import PrefixSizes, prefix_series
 from ._workloads import (
     Batch,
     drive,
@@ -65,6 +69,9 @@ FULL = Sizes(
     llm_max_tokens=32,
     vllm_tasks=192,
     vllm_max_tokens=32,
+    prefix_agents=32,
+    prefix_rounds=4,
+    prefix_max_tokens=24,
 )
 QUICK = msgspec.structs.replace(FULL, rule_tasks=10_000, llm_fake_tasks=1_000)
 TINY = Sizes(
@@ -79,9 +86,13 @@ TINY = Sizes(
     llm_max_tokens=8,
     vllm_tasks=4,
     vllm_max_tokens=8,
+    prefix_agents=4,
+    prefix_rounds=2,
+    prefix_max_tokens=4,
 )
 TASK_TIMEOUT = 60.0  # seconds per task; far above any latency measured here
 REPEATS = 3  # timed batches of the rule and fake-LLM workloads; the median one is reported
+PREFIX_KV_CACHE_GIB = 1.0  # each of the two engines: room for 32 prompts of ~1k tokens at once
 VLLM_CONTEXT = 2048  # max_model_len for SmolLM2 (its context is 8k; prompts here are < 1k)
 
 
@@ -216,6 +227,43 @@ async def _llm_vllm(
     return info
 
 
+def prefix_sizes(sizes: Sizes) -> PrefixSizes:
+    return PrefixSizes(
+        agents=sizes.prefix_agents, rounds=sizes.prefix_rounds, max_tokens=sizes.prefix_max_tokens
+    )
+
+
+async def _prefix_vllm(
+    sizes: Sizes,
+    model: str | None,
+    metrics: dict[str, float],
+    raw: dict[str, list[float]],
+    notes: list[str],
+) -> dict[str, Any]:
+    from actoros.inference import models
+    from actoros.inference.vllm_engine import VLLMEngine
+
+    folder = models.resolve(model or models.DEFAULT_MODEL)
+
+    def engine(cache_on: bool) -> VLLMEngine:
+        return VLLMEngine(
+            folder,
+            max_model_len=VLLM_CONTEXT,
+            max_num_seqs=sizes.prefix_agents,
+            kv_cache_memory_gib=PREFIX_KV_CACHE_GIB,
+            enable_prefix_caching=cache_on,
+        )
+
+    info = await prefix_series(
+        prefix_sizes(sizes), engine, VLLM_CONTEXT, TASK_TIMEOUT, metrics, raw, notes
+    )
+    return {
+        "block_size": "vLLM's default (128 tokens on CPU)",
+        "kv_cache_gib_per_engine": PREFIX_KV_CACHE_GIB,
+        **info,
+    }
+
+
 async def _output_tokens(inference: Any) -> float | None:
     from actoros.inference.actor import InferenceStats
 
@@ -236,10 +284,13 @@ async def _measure(
     log.info("bench.llm_fake", agents=sizes.llm_agents, tasks=sizes.llm_fake_tasks)
     await _llm_fake(sizes, metrics, raw, notes)
     info: dict[str, Any] = {}
+    prefix: dict[str, Any] = {}
     if vllm:
         log.info("bench.llm_vllm", agents=sizes.llm_agents, tasks=sizes.vllm_tasks)
         info = await _llm_vllm(sizes, model, metrics, notes)
-    return loop_name(asyncio.get_running_loop()), info
+        log.info("bench.prefix", agents=sizes.prefix_agents, rounds=sizes.prefix_rounds)
+        prefix = await _prefix_vllm(sizes, model, metrics, raw, notes)
+    return loop_name(asyncio.get_running_loop()), info, prefix
 
 
 def main(
@@ -271,7 +322,7 @@ def main(
     metrics: dict[str, float] = {}
     raw: dict[str, list[float]] = {}
     with running("agents", out, engine=engine, quick=quick, tiny=tiny) as session:
-        loop, info = run(_measure(sizes, vllm, model, metrics, raw, notes))
+        loop, info, prefix = run(_measure(sizes, vllm, model, metrics, raw, notes))
         notes += uvloop_note(loop)
         notes += session.load_note("other work on the machine moves single batches (see `raw`)")
         result = AgentsResult(
@@ -279,6 +330,7 @@ def main(
             quick=quick,
             engines=["rule", "fake"] + (["vllm"] if vllm else []),
             vllm_engine=info,
+            prefix_cache=prefix,
             metrics=metrics,
             repeats=REPEATS,
             raw=raw,
