@@ -60,7 +60,7 @@ def test_a_run_on_the_fake_engine_writes_json_markdown_and_png(tmp_path: Path) -
     report = json.loads((out / "eval.json").read_text(encoding="utf-8"))
     [system] = report["systems"]
     assert system["system"] == "shop" and system["about"] == "the fake shop"
-    assert [mode["constrain"] for mode in system["modes"]] == [False, True]  # both, by default
+    assert [mode["constrain"] for mode in system["modes"]] == [True, False]  # both, by default
     for mode in system["modes"]:
         assert mode["model"] == "fake"
         assert mode["summary"]["tasks"] == 3 and mode["summary"]["tool_tasks"] == 1
@@ -68,7 +68,7 @@ def test_a_run_on_the_fake_engine_writes_json_markdown_and_png(tmp_path: Path) -
         hello = next(t for t in mode["tasks"] if t["record"]["id"] == "q01")
         assert hello["score"]["success"] is True
     # constrained, the fake engine writes the orders agent's tool calls: they are recorded
-    on = system["modes"][1]["tasks"]
+    on = system["modes"][0]["tasks"]
     assert any(use["tool"] == "kv_get" for t in on for use in t["record"]["tools"])
     assert report["command"].startswith("actoros eval ")
     markdown = (out / "eval.md").read_text(encoding="utf-8")
