@@ -67,6 +67,7 @@ class EvalReport(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: str
     command: str
     systems: tuple[SystemResult, ...]
+    notes: tuple[str, ...] = ()  # what a reader must know about the run (load, versions)
 
 
 def mode_result(run: RunRecord, labels: Labels) -> ModeResult:
@@ -82,7 +83,9 @@ def mode_result(run: RunRecord, labels: Labels) -> ModeResult:
     )
 
 
-def new_report(command: str, systems: Sequence[SystemResult]) -> EvalReport:
+def new_report(
+    command: str, systems: Sequence[SystemResult], notes: Sequence[str] = ()
+) -> EvalReport:
     from actoros import __version__
 
     return EvalReport(
@@ -92,6 +95,7 @@ def new_report(command: str, systems: Sequence[SystemResult]) -> EvalReport:
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         command=command,
         systems=tuple(systems),
+        notes=tuple(notes),
     )
 
 
@@ -147,6 +151,8 @@ def markdown(report: EvalReport) -> str:
                     f"- {system.system}, {_mode(mode)}: {what} {_pct(value)} "
                     f"(target ≥ {goal * 100:.0f}%): **{met}**"
                 )
+    if report.notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes)]
     return "\n".join(lines) + "\n"
 
 
