@@ -9,7 +9,8 @@ Nothing outside ``inference`` knows which one runs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -93,17 +94,21 @@ class ConstraintMemory:
         self.disabled: str | None = None  # why constraints are off for every later engine
 
 
-async def probe_constraints(engine: Engine, memory: ConstraintMemory | None) -> str | None:
+async def probe_constraints(
+    engine: Engine,
+    memory: ConstraintMemory | None,
+    run: Callable[[Generate], Awaitable[str]] | None = None,
+) -> str | None:
     """Run the canary on a started ``engine``: ``None`` when constraints work, else the reason
     they do not (logged once as ``inference.constraints_unsupported``). An engine the canary
     killed raises ``EngineDead`` after ``memory`` notes it, so supervision restarts a fresh
-    engine that skips the canary and serves without constraints."""
+    engine that skips the canary and serves without constraints. ``run``: how to send the
+    canary and get its text (default: the engine's ``render`` and ``generate``)."""
     if memory is not None and memory.disabled is not None:
         reason: str | None = memory.disabled
     else:
         try:
-            prompt, _ = engine.render(CANARY)
-            outputs = [out async for out in engine.generate(CANARY_ID, prompt, CANARY)]
+            text = await (run or functools.partial(_run_canary, engine))(CANARY)
         except EngineDead as exc:
             reason = f"the constraint canary killed the engine ({exc})"
             if memory is not None:
@@ -113,7 +118,6 @@ async def probe_constraints(engine: Engine, memory: ConstraintMemory | None) -> 
         except Exception as exc:
             reason = f"the constraint canary failed: {exc}"
         else:
-            text = "".join(out.text for out in outputs)
             assert isinstance(CANARY.constraint, Choice)
             options = CANARY.constraint.options
             ok = text in options
@@ -123,3 +127,8 @@ async def probe_constraints(engine: Engine, memory: ConstraintMemory | None) -> 
     if reason is not None:
         log.warning("inference.constraints_unsupported", reason=reason)
     return reason
+
+
+async def _run_canary(engine: Engine, gen: Generate) -> str:
+    prompt, _ = engine.render(gen)
+    return "".join([out.text async for out in engine.generate(CANARY_ID, prompt, gen)])

@@ -123,7 +123,7 @@ class FakeEngine:
             raise RuntimeError("fake engine configured to fail at start")
         self.started = True
         self.supports_constraints = True  # the canary runs as a constrained request
-        self.constraints_reason = await probe_constraints(self, self._memory)
+        self.constraints_reason = await probe_constraints(self, self._memory, self._canary)
         self.supports_constraints = self.constraints_reason is None
 
     async def shutdown(self) -> None:
@@ -131,6 +131,13 @@ class FakeEngine:
         self.started = False
         for aborted in self._active.values():
             aborted.set()
+
+    async def _canary(self, gen: Generate) -> str:
+        """The canary through this class's own ``render`` and ``generate``: a subclass that
+        scripts or records requests (tests do) neither sees it nor spends a reply on it."""
+        prompt, _ = FakeEngine.render(self, gen)
+        outputs = FakeEngine.generate(self, CANARY_ID, prompt, gen)
+        return "".join([out.text async for out in outputs])
 
     def kill(self) -> None:
         """Simulate the engine process dying: every request and later call fails."""
