@@ -39,32 +39,37 @@ def labels(tmp_path: Path, text: str = LABELS) -> Path:
     return path
 
 
-def actoros(*args: object) -> subprocess.CompletedProcess[str]:
+def actoros(*args: object, timeout: float = 50) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "actoros", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
 
 
+@pytest.mark.timeout(240)  # two systems start and stop, one per mode
 def test_a_run_on_the_fake_engine_writes_json_markdown_and_png(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    done = actoros("eval", fake_copy(tmp_path), "--labels", labels(tmp_path), "--out", out)
+    config = fake_copy(tmp_path)
+    done = actoros("eval", config, "--labels", labels(tmp_path), "--out", out, timeout=230)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(out / f"eval.{ext}") for ext in ("json", "md", "png")]
     assert not (tmp_path / "state").exists()  # the config's own journal is untouched
     report = json.loads((out / "eval.json").read_text(encoding="utf-8"))
     [system] = report["systems"]
     assert system["system"] == "shop" and system["about"] == "the fake shop"
-    assert [mode["constrain"] for mode in system["modes"]] == [False, True]  # both, by default
+    assert [mode["constrain"] for mode in system["modes"]] == [True, False]  # both, by default
     for mode in system["modes"]:
         assert mode["model"] == "fake"
         assert mode["summary"]["tasks"] == 3 and mode["summary"]["tool_tasks"] == 1
         assert len(mode["tasks"]) == 20  # every task runs; three are scored
         hello = next(t for t in mode["tasks"] if t["record"]["id"] == "q01")
         assert hello["score"]["success"] is True
+    # constrained, the fake engine writes the orders agent's tool calls: they are recorded
+    on = system["modes"][0]["tasks"]
+    assert any(use["tool"] == "kv_get" for t in on for use in t["record"]["tools"])
     assert report["command"].startswith("actoros eval ")
     markdown = (out / "eval.md").read_text(encoding="utf-8")
     assert "| constraints off | fake |" in markdown and "| constraints on | fake |" in markdown

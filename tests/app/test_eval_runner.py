@@ -4,6 +4,7 @@ The real assembly on the fake engine, state in a temporary folder of the runner'
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgspec
@@ -138,3 +139,10 @@ async def test_a_task_naming_a_thread_no_one_created_fails_alone(tmp_path: Path)
     [record] = (await evaluate(config, constrain=False)).records
     assert record.output is None and "no-such-thread" in (record.error or "")
     assert record.tools == () and record.model_calls == 0
+
+
+async def test_a_stop_ends_the_run_without_records(tmp_path: Path) -> None:
+    stop = asyncio.Event()
+    stop.set()  # Ctrl-C before the engine was up: no task is asked
+    run = await evaluate(desk(tmp_path), constrain=False, stop=stop)
+    assert run.records == ()

@@ -19,7 +19,7 @@ import msgspec
 
 from .labels import Labels
 from .runner import RunRecord
-from .scoring import Score, Summary, TaskRecord, score, summarize
+from .scoring import Score, Summary, TaskRecord, ToolUse, score, summarize
 
 __all__ = [
     "TARGETS",
@@ -67,6 +67,7 @@ class EvalReport(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: str
     command: str
     systems: tuple[SystemResult, ...]
+    notes: tuple[str, ...] = ()  # what a reader must know about the run (load, versions)
 
 
 def mode_result(run: RunRecord, labels: Labels) -> ModeResult:
@@ -82,7 +83,9 @@ def mode_result(run: RunRecord, labels: Labels) -> ModeResult:
     )
 
 
-def new_report(command: str, systems: Sequence[SystemResult]) -> EvalReport:
+def new_report(
+    command: str, systems: Sequence[SystemResult], notes: Sequence[str] = ()
+) -> EvalReport:
     from actoros import __version__
 
     return EvalReport(
@@ -92,6 +95,7 @@ def new_report(command: str, systems: Sequence[SystemResult]) -> EvalReport:
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         command=command,
         systems=tuple(systems),
+        notes=tuple(notes),
     )
 
 
@@ -147,6 +151,8 @@ def markdown(report: EvalReport) -> str:
                     f"- {system.system}, {_mode(mode)}: {what} {_pct(value)} "
                     f"(target ≥ {goal * 100:.0f}%): **{met}**"
                 )
+    if report.notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -195,10 +201,19 @@ def _outcome(task: TaskResult) -> str:
     assert task.score is not None
     record = task.record
     mark = "✅" if task.score.success else "❌"
-    tools = ", ".join(use.tool for use in record.tools) or "no tool"
+    tools = ", ".join(_call(use) for use in record.tools) or "no tool"
     said = record.output if record.output is not None else f"error: {record.error}"
     why = "" if task.score.success else " — " + "; ".join(task.score.misses)
     return _cell(f"{mark} [{tools}] {said}{why}", 220)
+
+
+def _call(use: ToolUse) -> str:
+    arguments = ", ".join(f"{k}={_json(v)}" for k, v in use.arguments.items())
+    return f"{use.tool}({arguments})"
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def _question(value: str | dict[str, Any]) -> str:

@@ -158,7 +158,15 @@ async def _run_tasks(
         async with gate:
             if stop.is_set():
                 return
-            record = await run_task(system, task, workload.timeout)
+            asked = asyncio.ensure_future(run_task(system, task, workload.timeout))
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({asked, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not asked.done():  # stopped: the run is void, its tasks are not waited for
+                asked.cancel()
+                await asyncio.gather(asked, return_exceptions=True)
+                return
+            record = asked.result()
         records[record.id] = record
         log.info(
             "eval.task",
