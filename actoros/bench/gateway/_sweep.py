@@ -135,8 +135,8 @@ class _Run:
     ) -> dict[str, float]:
         """One series at one level: its stats (``summarize``), failures and client CPU."""
         if series.startswith("actor"):
-            samples, seconds = await run_actor(self.agents, concurrency, requests)
-            return {**summarize(samples, seconds), "failed": 0.0}
+            timed = await run_actor(self.agents, concurrency, requests)
+            return {**timed.summary(), "failed": 0.0}
         done = await self.client.run(self.level(series, concurrency, requests))
         if done.failed:
             key = f"{series} {phase}".strip()
