@@ -100,6 +100,11 @@ class FakeEngine:
         for aborted in self._active.values():
             aborted.set()
 
+    @property
+    def alive(self) -> bool:
+        """Not killed (as ``VLLMEngine.alive``: its processes are running)."""
+        return not self.dead
+
     def kill(self) -> None:
         """Simulate the engine process dying: every request and later call fails."""
         self.dead = True
