@@ -166,3 +166,15 @@ def test_a_random_prompt_is_shortened_until_the_engine_counts_at_most_the_target
     prompt = random_prompt(random.Random(1), list(range(10, 30)), 16, decode, encode)
     assert 8 <= len(prompt.ids) <= 16
     assert prompt.ids == encode(prompt.text)
+
+
+@pytest.mark.vllm  # importing vLLM takes seconds (minutes on a loaded machine)
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM")
+def test_the_direct_baseline_asks_for_deltas_when_streamed_and_the_final_output_otherwise() -> None:
+    from vllm.sampling_params import RequestOutputKind
+
+    from actoros.inference.vllm_direct import DirectLLM
+
+    assert DirectLLM.sampling(8).output_kind == RequestOutputKind.DELTA
+    assert DirectLLM.sampling(8, stream=False).output_kind == RequestOutputKind.FINAL_ONLY
