@@ -28,7 +28,7 @@ import msgspec
 from actoros import Actor, ActorRef, ActorSystem, Context
 from actoros.inference.actor import stream
 from actoros.inference.engine import Engine
-from actoros.inference.messages import Completion, Generate, TokenDelta
+from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
 
 from .._common import percentile
 from .result import EngineInfo
@@ -185,6 +185,12 @@ class Work(msgspec.Struct, frozen=True):
     def gens(self, gen: Generate) -> list[Generate]:
         if self.prompts is None:
             return [gen] * self.requests
+        if gen.messages is not None:  # a chat: the prompt is its last message's content
+            *head, last = gen.messages
+            return [
+                msgspec.structs.replace(gen, messages=(*head, ChatMessage(last.role, p)))
+                for p in self.prompts
+            ]
         return [msgspec.structs.replace(gen, prompt=p) for p in self.prompts]
 
 
