@@ -41,8 +41,9 @@ def _engine_line(result: GatewayResult, engine: str, w: Workload) -> str:
         f"`{e.model}`"
     )
     return (
-        f"{what}; started in {e.start_seconds:.1f} s. The same user message on every path "
-        f"(“{w.prompt[:48]}…”), max_tokens {w.output_tokens}, temperature 0; at concurrency N, "
+        f"{what}; started in {e.start_seconds:.1f} s. The same task on every path "
+        f"(“{w.prompt[:48]}…”, behind a random tag per request except in the `shared` "
+        f"series), max_tokens {w.output_tokens}, temperature 0; at concurrency N, "
         f"max({w.min_requests}, {w.waves}·N) requests per series."
     )
 
@@ -140,7 +141,7 @@ def markdown(result: GatewayResult) -> str:
             _engine_line(result, engine, w),
             "client CPU: the load generator's CPU-seconds per second of the level; CPU µs/tok: "
             "this process's (the gateway's, the actors', vLLM's client side) CPU time per "
-            "output token. Every request has its own prompt, except in the `shared` series.",
+            "output token.",
             "",
             *_level_table(result, engine, w),
         ]
