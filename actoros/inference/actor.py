@@ -2,7 +2,8 @@
 
 Why one actor: continuous batching works best when one engine sees every request. The actor
 never blocks on a generation: ``receive`` admits the request and defers its reply; each
-admitted request runs in its own task against the engine, and the engine batches them.
+admitted request runs against the engine (a streamed ask in its reader, by pulling, see
+``request.py``; any other in a task of its own), and the engine batches them.
 
 Admission: at most ``max_in_flight`` requests in the engine (default: the engine's
 ``max_num_seqs``); the rest wait here in a ``FairQueue`` (lower priority first, requesters in
@@ -28,132 +29,48 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import itertools
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any
 
 import msgspec
 import structlog
 
-from actoros.core import Actor, ActorRef, Context, DeferredReply, Terminated
+from actoros.core import Actor, ActorRef, Context, Terminated
 from actoros.core.protocol import refuse, takes
-from actoros.core.stream import ReplyStream
 
 from .admission import FairQueue
 from .engine import Engine, EngineDead
 from .errors import EngineUnavailable, InferenceError, Overloaded, PromptTooLong
 from .events import EngineDown, EngineReady
 from .messages import (
-    Completion,
     FinishReason,
     Generate,
     InferenceRequest,
     InferenceRequestDone,
     InferenceStats,
-    Timings,
     TokenDelta,
     TokenLogprob,
-    Usage,
 )
+from .metrics import InferenceMetrics, MetricsWindow
+from .request import CompletionStream, Request, stream
+
+__all__ = ["CompletionStream", "InferenceActor", "InferenceMetrics", "InferenceStats", "stream"]
 
 log = structlog.get_logger("actoros.inference")
-
-_ids = itertools.count(1)
 
 RENDER_INLINE_CHARS = 4096
 """Prompts of up to this many characters are rendered on the loop (a millisecond or two with
 a real tokenizer); longer ones in the actor's one render thread (the tokenizer releases the
 GIL): a 1 MiB prompt takes about a second to tokenize, during which every actor would stop."""
 
-
-class InferenceMetrics(msgspec.Struct, frozen=True):
-    engine_ready: bool
-    waiting: int
-    in_flight: int
-    completed: int
-    failed: int
-    output_tokens: int
-    tokens_per_s: float  # over the last ``window`` seconds
-    ttft_p50_s: float | None
-    engine_unfinished: int
-    supports_constraints: bool = False  # the engine enforces Generate.constraint
+ENGINE_WATCH_S = 0.5
+"""How often the actor checks that its engine is alive while requests are in flight."""
 
 
 class _EngineFailed(msgspec.Struct, tag=True, frozen=True):
     error: str
     engine: Any  # the engine that failed: a report about an earlier engine is stale
-
-
-class CompletionStream(ReplyStream[TokenDelta, Completion]):
-    """Async iterator over a streaming request: ``TokenDelta``s in order, then the
-    ``Completion``; a failure is raised from the iteration. Closing it early aborts the
-    request. (The guarantees are core's ``ReplyStream``, shared with ``AgentStream``.)"""
-
-    __slots__ = ("request_id",)
-
-    def __init__(self, request_id: str, on_close: Callable[[], None]) -> None:
-        super().__init__(Completion, on_close, request_id)
-        self.request_id = request_id
-
-    async def completion(self) -> Completion:
-        """Drain the stream and return its ``Completion``."""
-        return await self.final()
-
-    def _incomplete(self) -> InferenceError:
-        return InferenceError(f"stream {self.request_id} ended without a completion")
-
-
-class _Request:
-    __slots__ = (
-        "id",
-        "gen",
-        "reply",
-        "requester",
-        "enqueued",
-        "admitted",
-        "first_token",
-        "task",
-        "stream",
-        "finished",
-        "reported",
-        "prompt_tokens",
-        "completion_tokens",
-    )
-
-    def __init__(
-        self, gen: Generate, reply: DeferredReply, requester: ActorRef | None, now: float
-    ) -> None:
-        self.id = f"req-{next(_ids)}"
-        self.gen = gen
-        self.reply = reply
-        self.requester = requester
-        self.enqueued = now
-        self.admitted = 0.0
-        self.first_token = 0.0
-        self.task: asyncio.Task[None] | None = None
-        self.stream: CompletionStream | None = None
-        self.finished = False
-        self.reported = False  # its InferenceRequestDone is out (or nobody listened)
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-
-    @property
-    def abandoned(self) -> bool:
-        """Nobody waits for the result any more (the ask ended, the stream closed)."""
-        if self.stream is not None:
-            return self.stream.closed
-        return self.reply.expected and self.reply.done
-
-    def fail(self, error: BaseException) -> None:
-        self.finished = True
-        if self.stream is not None:
-            self.stream._end(error)
-        elif self.reply.expected:
-            self.reply.fail(error)
-        elif self.requester is not None:  # a tell: the requester waits for a message
-            self.requester.tell(error)
 
 
 class InferenceActor(Actor):
@@ -182,22 +99,18 @@ class InferenceActor(Actor):
         self.model = model  # the model's id, for EngineReady (the engine need not know it)
         self._max_in_flight_arg = max_in_flight
         self.max_waiting = max_waiting
-        self._window = metrics_window
         self.engine: Engine | None = None
         self._ready = False
         self._down = False  # this incarnation announced EngineDown (it does so once)
         self._starting: asyncio.Task[None] | None = None
-        self._waiting: FairQueue[_Request] = FairQueue()
-        self._in_flight: dict[str, _Request] = {}
+        self._waiting: FairQueue[Request] = FairQueue()
+        self._in_flight: dict[str, Request] = {}
         self._requesters: dict[ActorRef, int] = {}
-        self._completed = 0
-        self._failed = 0
-        self._output_tokens = 0
-        self._recent: deque[tuple[float, int]] = deque()  # (finish time, output tokens)
-        self._ttfts: deque[float] = deque(maxlen=1024)
+        self._metrics = MetricsWindow(metrics_window)
         self.max_in_flight = max_in_flight or 1
         self._log_every = log_every  # seconds between ``inference.stats`` lines while busy
         self._reporter: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._renderer = concurrent.futures.ThreadPoolExecutor(1, "actoros-render")
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -209,6 +122,17 @@ class InferenceActor(Actor):
         self._starting = loop.create_task(self._start_engine())
         if self._log_every:
             self._reporter = loop.create_task(self._report(self._log_every))
+        self._watcher = loop.create_task(self._watch_engine())
+
+    async def _watch_engine(self) -> None:
+        """Notice an engine that died while nobody reads its streams. A running request meets
+        the death itself, but a streamed one runs only while its reader reads: with every
+        reader busy elsewhere, the waiting requests would wait for nothing."""
+        while True:
+            await asyncio.sleep(ENGINE_WATCH_S)
+            engine = self.engine
+            if self._ready and self._in_flight and not getattr(engine, "alive", True):
+                self._engine_died("the engine is not alive (found by the actor's watch)")
 
     async def _report(self, every: float) -> None:
         """Log queue depth, in flight, tokens/s and TTFT while there is work."""
@@ -254,8 +178,9 @@ class InferenceActor(Actor):
         self._pump()
 
     async def on_stop(self) -> None:
-        if self._reporter is not None:
-            self._reporter.cancel()
+        for task in (self._reporter, self._watcher):
+            if task is not None:
+                task.cancel()
         starting = self._starting
         if starting is not None and not starting.done():
             starting.cancel()
@@ -264,12 +189,17 @@ class InferenceActor(Actor):
             await asyncio.gather(starting, return_exceptions=True)
         error = EngineUnavailable("the inference actor stopped; retry once it is back")
         self._announce_down("the inference actor stopped")
+        running = list(self._in_flight.values())
         self._fail_all(error)
-        tasks = [r.task for r in self._in_flight.values() if r.task is not None]
+        tasks = [r.task for r in running if r.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for request in running:  # read through streams: the abort ends what their readers pull
+            if request.task is None:
+                self._done(request)
+                await self._abort(request)
         engine, self.engine = self.engine, None
         if engine is not None:
             try:
@@ -309,7 +239,7 @@ class InferenceActor(Actor):
     def _admit(self, gen: Generate, ctx: Context) -> Any:
         reply = ctx.defer_reply()
         requester = ctx.sender
-        request = _Request(gen, reply, requester, time.perf_counter())
+        request = Request(gen, reply, requester, time.perf_counter())
         if len(self._waiting) >= self.max_waiting:
             self._fail(
                 request,
@@ -320,8 +250,7 @@ class InferenceActor(Actor):
             )
             return None
         if gen.stream and reply.expected:
-            request.stream = CompletionStream(request.id, lambda: self._abandon(request))
-            reply.resolve(request.stream)
+            request.answer_with_stream(lambda: self._abandon(request))
         elif reply.expected:
             reply.on_done(lambda: self._abandon(request))
         if requester is not None and requester not in self._requesters:
@@ -348,34 +277,49 @@ class InferenceActor(Actor):
                 continue
             request.admitted = time.perf_counter()
             self._in_flight[request.id] = request
+            stream = request.stream
+            if stream is not None:  # its reader drives the generation (request.py)
+                stream._attach(self._generation(request))
+                continue
             request.task = task = loop.create_task(self._run(request))
             # a task cancelled before its first step never runs _run's cleanup: do it here too
             task.add_done_callback(functools.partial(self._task_done, request))
 
-    async def _render(self, engine: Engine, gen: Generate) -> tuple[Any, int]:
-        if gen.prompt is not None:
-            chars = len(gen.prompt)
-        else:
-            chars = sum(len(m.content) for m in gen.messages or ())
-        if chars <= RENDER_INLINE_CHARS:
+    async def _render(self, engine: Engine, request: Request) -> tuple[Any, int]:
+        gen = request.gen
+        if request.prompt_chars <= RENDER_INLINE_CHARS:
             return engine.render(gen)
         return await asyncio.get_running_loop().run_in_executor(self._renderer, engine.render, gen)
 
-    async def _run(self, request: _Request) -> None:
+    async def _run(self, request: Request) -> None:
+        """A request nobody reads through a stream: its generation, driven by this task."""
+        sender = self.ctx.self
+        async for delta in self._generation(request):
+            request.deliver_delta(delta, sender)
+
+    async def _generation(self, request: Request) -> AsyncIterator[TokenDelta]:
+        """Run ``request`` in the engine; yields its deltas when it streams (one per engine
+        output: every token of that step), then answers it (or fails it) and frees its slot.
+        Driven by ``_run``'s task, or by the reader of its ``CompletionStream``."""
         engine = self.engine
-        assert engine is not None
+        if engine is None or request.finished:  # stopped, or failed before its first step
+            self._done(request)
+            return
         gen = request.gen
+        streams = gen.stream
         text: list[str] = []
         logprobs: list[TokenLogprob] | None = None if gen.logprobs is None else []
         pending = 0  # logprobs[-pending:] belong to tokens whose text no delta carried yet
         index = 0
         finish_reason: FinishReason = "abort"
+        outputs: AsyncIterator[Any] | None = None
         try:
-            prompt, request.prompt_tokens = await self._render(engine, gen)
+            prompt, request.prompt_tokens = await self._render(engine, request)
             if request.prompt_tokens + gen.max_tokens > engine.max_model_len:
                 raise PromptTooLong(request.prompt_tokens, gen.max_tokens, engine.max_model_len)
             sent = time.perf_counter()
-            async for out in engine.generate(request.id, prompt, gen):
+            outputs = engine.generate(request.id, prompt, gen)
+            async for out in outputs:
                 if out.text or out.token_count:
                     if not request.first_token:
                         request.first_token = time.perf_counter()
@@ -385,10 +329,9 @@ class InferenceActor(Actor):
                         pending += len(out.logprobs)
                     if out.text:
                         text.append(out.text)
-                        if gen.stream and not request.finished:
+                        if streams and not request.finished:
                             lps = tuple(logprobs[-pending:]) if logprobs and pending else None
-                            delta = TokenDelta(request.id, index, out.text, lps)
-                            self._deliver_delta(request, delta)
+                            yield TokenDelta(request.id, index, out.text, lps)
                             index += 1
                             pending = 0
                 if out.finished:
@@ -401,8 +344,10 @@ class InferenceActor(Actor):
             self._fail(request, EngineUnavailable(f"the engine died during {request.id}: {exc}"))
             self._engine_died(str(exc))
             return
-        except asyncio.CancelledError:
-            await self._abort(request)
+        except (asyncio.CancelledError, GeneratorExit):
+            # cancelled (the asker's task, or the actor), or its reader closed the stream
+            self._done(request)
+            await self._close(request, outputs)
             self._fail(request, EngineUnavailable(f"{request.id} was cancelled"))
             raise
         except InferenceError as exc:
@@ -415,38 +360,43 @@ class InferenceActor(Actor):
         finally:
             self._done(request)
         if request.finished or request.abandoned:  # failed meanwhile, or nobody waits
+            stream = request.stream
+            if stream is not None and not stream.ended:  # a reader may still wait: end it
+                stream._end(InferenceError(f"{request.id} was aborted"))
             await self._abort(request)
             return
+        self._complete(request, "".join(text), finish_reason, logprobs)
+
+    def _complete(
+        self,
+        request: Request,
+        text: str,
+        finish_reason: FinishReason,
+        logprobs: list[TokenLogprob] | None = None,
+    ) -> None:
         # finish_reason "abort" here: the engine ended it on its own; the requester still
         # gets what was generated
         now = time.perf_counter()
-        first = request.first_token or now
-        completion_tokens = request.completion_tokens
-        completion = Completion(
-            request_id=request.id,
-            text="".join(text),
-            finish_reason=finish_reason,
-            usage=Usage(prompt_tokens=request.prompt_tokens, completion_tokens=completion_tokens),
-            timings=Timings(
-                queued=request.admitted - request.enqueued,
-                ttft=first - request.enqueued,
-                total=now - request.enqueued,
-            ),
-            logprobs=tuple(logprobs) if logprobs is not None else None,
-        )
+        completion = request.completion(text, finish_reason, now, logprobs)
         request.finished = True
-        self._completed += 1
-        self._output_tokens += completion_tokens
-        self._recent.append((now, completion_tokens))
-        self._ttfts.append(first - request.enqueued)
-        self._deliver(request, completion)
+        self._metrics.record(now, request.completion_tokens, completion.timings.ttft)
+        request.deliver(completion, self.ctx.self)
         self._report_done(request, finish_reason, now=now)
 
-    def _task_done(self, request: _Request, task: asyncio.Task[None]) -> None:
+    async def _close(self, request: Request, outputs: AsyncIterator[Any] | None) -> None:
+        """Stop a request's engine generation early (closing it aborts it in the engine)."""
+        if outputs is not None:
+            try:
+                await outputs.aclose()  # type: ignore[attr-defined]
+            except Exception as exc:  # the engine may be gone: nothing left to abort
+                log.debug("inference.abort_failed", request_id=request.id, error=repr(exc))
+        await self._abort(request)
+
+    def _task_done(self, request: Request, task: asyncio.Task[None]) -> None:
         self._done(request)
         self._report_done(request, "abort")  # a no-op unless it ended without an answer
 
-    def _done(self, request: _Request) -> None:
+    def _done(self, request: Request) -> None:
         """The request left the engine (idempotent): free its slot, admit the next one."""
         if self._in_flight.pop(request.id, None) is None:
             return
@@ -454,21 +404,7 @@ class InferenceActor(Actor):
         if self.engine is not None:
             self._pump()
 
-    def _deliver_delta(self, request: _Request, delta: TokenDelta) -> None:
-        if request.stream is not None:
-            request.stream._push(delta)
-        elif request.requester is not None:  # a told streaming request
-            request.requester.tell(delta, sender=self.ctx.self)
-
-    def _deliver(self, request: _Request, completion: Completion) -> None:
-        if request.stream is not None:
-            request.stream._end(completion)
-        elif request.reply.expected:
-            request.reply.resolve(completion)
-        elif request.requester is not None:
-            request.requester.tell(completion, sender=self.ctx.self)
-
-    async def _abort(self, request: _Request) -> None:
+    async def _abort(self, request: Request) -> None:
         engine = self.engine
         if engine is not None:
             try:
@@ -476,19 +412,33 @@ class InferenceActor(Actor):
             except Exception as exc:  # the engine may be gone: nothing left to abort
                 log.debug("inference.abort_failed", request_id=request.id, error=repr(exc))
 
-    def _abandon(self, request: _Request) -> None:
+    def _abandon(self, request: Request) -> None:
         """The asker went away: drop the request if waiting, abort it if running."""
         if request.finished:
             return
         request.finished = True
-        if request.task is not None and not request.task.done():
-            request.task.cancel()
+        if request.id in self._in_flight:
+            self._stop_running(request)
         elif request.task is None:
             if self._waiting.remove_where(lambda r: r is request):
                 self._release(request)
                 self._report_done(request, "abort")
 
-    def _release(self, request: _Request) -> None:
+    def _stop_running(self, request: Request) -> None:
+        """End an admitted request early: cancel its task, or (read through a stream) free
+        its slot now and abort it in the engine, which ends the generation its reader pulls."""
+        if request.task is not None:
+            if not request.task.done():
+                request.task.cancel()
+            return
+        self._done(request)
+        self._report_done(request, "abort")
+        try:
+            asyncio.get_running_loop().create_task(self._abort(request))
+        except RuntimeError:  # no loop any more (a stream dropped at exit): nothing runs
+            pass
+
+    def _release(self, request: Request) -> None:
         requester = request.requester
         if requester is None or requester not in self._requesters:
             return
@@ -500,9 +450,9 @@ class InferenceActor(Actor):
             request.finished = True
             self._report_done(request, "abort")
         for request in list(self._in_flight.values()):
-            if request.requester is ref and request.task is not None:
+            if request.requester is ref and not request.finished:
                 request.finished = True
-                request.task.cancel()
+                self._stop_running(request)
 
     def _engine_died(self, error: str) -> None:
         if self._ready:
@@ -527,16 +477,18 @@ class InferenceActor(Actor):
             self._fail(request, error)
         for request in list(self._in_flight.values()):
             self._fail(request, error)
+            if request.task is None:  # read through a stream that may never pull again
+                self._done(request)
 
-    def _fail(self, request: _Request, error: InferenceError) -> None:
+    def _fail(self, request: Request, error: InferenceError) -> None:
         if not request.finished:  # answer each request once
             request.fail(error)
-            self._failed += 1
+            self._metrics.failed += 1
             self._report_done(request, "error", error)
 
     def _report_done(
         self,
-        request: _Request,
+        request: Request,
         finish_reason: FinishReason,
         error: BaseException | None = None,
         now: float | None = None,
@@ -548,59 +500,19 @@ class InferenceActor(Actor):
         events = self.ctx.system.events
         if not events.wants(InferenceRequestDone):
             return
-        if now is None:
-            now = time.perf_counter()
-        enqueued = request.enqueued
-        requester = request.requester
-        events.publish(
-            InferenceRequestDone(
-                request_id=request.id,
-                requester=requester.path if requester is not None else None,
-                prompt_tokens=request.prompt_tokens,
-                completion_tokens=request.completion_tokens,
-                queued=(request.admitted or now) - enqueued,
-                ttft=request.first_token - enqueued if request.first_token else None,
-                total=now - enqueued,
-                finish_reason=finish_reason,
-                error=str(error) if error is not None else None,
-                error_type=type(error).__name__ if error is not None else None,
-            )
-        )
+        events.publish(request.done_event(finish_reason, error, now or time.perf_counter()))
 
     # -- metrics ----------------------------------------------------------------------------
 
     def metrics(self) -> InferenceMetrics:
-        now = time.perf_counter()
-        recent = self._recent
-        while recent and recent[0][0] < now - self._window:
-            recent.popleft()
-        span = min(self._window, now - recent[0][0]) if recent else 0.0
-        tokens = sum(n for _, n in recent)
-        ttfts = sorted(self._ttfts)
         engine = self.engine
-        return InferenceMetrics(
+        return self._metrics.snapshot(
+            time.perf_counter(),
             engine_ready=self._ready,
             waiting=len(self._waiting),
             in_flight=len(self._in_flight),
-            completed=self._completed,
-            failed=self._failed,
-            output_tokens=self._output_tokens,
-            tokens_per_s=tokens / span if span > 0 else 0.0,
-            ttft_p50_s=ttfts[len(ttfts) // 2] if ttfts else None,
             engine_unfinished=engine.num_unfinished() if engine is not None and self._ready else 0,
             supports_constraints=engine is not None
             and self._ready
             and getattr(engine, "supports_constraints", False),
         )
-
-
-async def stream(ref: ActorRef, gen: Generate, timeout: float | None = 5.0) -> AsyncIterator[Any]:
-    """``async for item in stream(inference, Generate(...))``: deltas, then the Completion."""
-    if not gen.stream:
-        gen = msgspec.structs.replace(gen, stream=True)
-    completion_stream: CompletionStream = await ref.ask(gen, timeout=timeout)
-    try:
-        async for item in completion_stream:
-            yield item
-    finally:
-        await completion_stream.aclose()

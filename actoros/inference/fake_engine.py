@@ -143,6 +143,11 @@ class FakeEngine:
         outputs = FakeEngine.generate(self, CANARY_ID, prompt, gen)
         return "".join([out.text async for out in outputs])
 
+    @property
+    def alive(self) -> bool:
+        """Not killed (as ``VLLMEngine.alive``: its processes are running)."""
+        return not self.dead
+
     def kill(self) -> None:
         """Simulate the engine process dying: every request and later call fails."""
         self.dead = True

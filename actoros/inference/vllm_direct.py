@@ -91,16 +91,22 @@ class DirectLLM:
         return list(self._engine().get_tokenizer().encode(text))
 
     @staticmethod
-    def sampling(max_tokens: int, *, temperature: float = 0.0, ignore_eos: bool = True) -> Any:
+    def sampling(
+        max_tokens: int, *, temperature: float = 0.0, ignore_eos: bool = True, stream: bool = True
+    ) -> Any:
+        """Greedy sampling by default. ``stream``: each output carries the new tokens
+        (``DELTA``); else vLLM sends one output, the final one (``FINAL_ONLY``), as
+        ``VLLMEngine`` asks for a request that is not streamed."""
         return SamplingParams(
             max_tokens=max_tokens,
             temperature=temperature,
             ignore_eos=ignore_eos,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
 
     async def timed(self, request_id: str, prompt_token_ids: Sequence[int], params: Any) -> Timed:
-        """Stream one request; stamp each chunk that carries new tokens."""
+        """Run one request; stamp each output that carries new tokens (with ``FINAL_ONLY``
+        sampling that is the one final output, holding every token)."""
         llm = self._engine()
         prompt = TokensPrompt(prompt_token_ids=list(prompt_token_ids))
         stamps: list[float] = []

@@ -218,8 +218,10 @@ def check_series(res: GatewayResult, engine: str) -> None:
             assert m[f"{key}_failed_c{c}"] == 0, (key, c)
             assert m[f"{key}_e2el_ms_p99_c{c}"] >= m[f"{key}_e2el_ms_p50_c{c}"] > 0
             assert len(res.raw[f"{key}_req_per_s_c{c}"]) == res.repeats
-            if series.endswith("stream"):
+            if "_stream" in series:
                 assert m[f"{key}_ttft_ms_p50_c{c}"] > 0, (key, c)
+            # this process's CPU per output token (the gateway and actors are in it)
+            assert m[f"{key}_cpu_us_per_tok_c{c}"] > 0, (key, c)
             if not series.startswith("agent"):  # the gateway reports no usage for agents
                 assert m[f"{key}_output_tokens_c{c}"] == w.output_tokens, (key, c)
             if not series.startswith("actor"):  # measured in the load generator's process

@@ -29,6 +29,11 @@ HEADLINE = [
     "ttft_overhead_ms_p50",
     "direct_req_per_s",
     "actor_req_per_s",
+    "direct_cpu_us_per_tok",
+    "actor_cpu_us_per_tok",
+    "actor_cpu_vs_direct",
+    "shared_actor_vs_direct",
+    "shared_actor_cpu_vs_direct",
 ]
 # per path and concurrency level, vLLM's benchmark metrics
 PER_LEVEL = [
@@ -44,6 +49,7 @@ PER_LEVEL = [
     "e2el_ms_p99",
     "prompt_tokens",
     "output_tokens",
+    "cpu_us_per_tok",
 ]
 
 
@@ -56,12 +62,14 @@ def check_results(out: Path, levels: tuple[int, ...]) -> InferenceResult:
     for key in HEADLINE:
         assert math.isfinite(metrics[key]), (key, metrics[key])
     for c in levels:
-        assert metrics[f"actor_vs_direct_c{c}"] > 0
-        assert math.isfinite(metrics[f"ttft_overhead_ms_p50_c{c}"])
-        for path in ("direct", "actor"):
-            for key in PER_LEVEL:
-                value = metrics[f"{path}_{key}_c{c}"]
-                assert math.isfinite(value) and value >= 0, (path, key, c, value)
+        for pre in ("", "shared_"):  # the distinct-prompt series and the shared-prompt one
+            assert metrics[f"{pre}actor_vs_direct_c{c}"] > 0
+            assert metrics[f"{pre}actor_cpu_vs_direct_c{c}"] > 0
+            assert math.isfinite(metrics[f"{pre}ttft_overhead_ms_p50_c{c}"])
+            for path in ("direct", "actor"):
+                for key in PER_LEVEL:
+                    value = metrics[f"{pre}{path}_{key}_c{c}"]
+                    assert math.isfinite(value) and value >= 0, (pre, path, key, c, value)
     for key in ("tok_per_s", "req_per_s", "e2el_ms_p50"):
         assert metrics[f"sequential_{key}"] > 0
     return result
@@ -86,13 +94,17 @@ def test_fake_engine_run_writes_json_markdown_and_chart_with_every_metric(
             assert result.metrics[f"{path}_prompt_tokens_c{c}"] == result.workload.prompt_tokens
     assert set(result.targets) == {
         "actor_vs_direct",
+        "actor_cpu_vs_direct",
         "ttft_overhead_ms_p50",
         *(f"actor_vs_direct_c{c}" for c in result.workload.concurrency),
+        *(f"actor_cpu_vs_direct_c{c}" for c in result.workload.concurrency),
     }
     assert set(result.passed) == set(result.targets)
     assert all(len(samples) == 1 for samples in result.raw.values())  # one repeat
     table = (tmp_path / "inference.md").read_text()
-    assert "| `actor_vs_direct` |" in table and "## By concurrency" in table
+    assert "| `actor_vs_direct` |" in table and "| `actor_cpu_vs_direct` |" in table
+    assert "## By concurrency: every request its own random prompt" in table
+    assert "## By concurrency: one shared prompt" in table
     assert table in capsys.readouterr().out  # the table also goes to stdout
     plain = msgspec.json.decode((tmp_path / "inference.json").read_bytes())
     assert {"benchmark", "version", "machine", "engine", "workload", "metrics", "targets"} <= set(
@@ -126,3 +138,43 @@ def test_vllm_engine_without_vllm_is_a_one_line_usage_error(
     assert cli_main(["bench", "inference", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--engine fake" in err and "\n" not in err
+
+
+def test_distinct_prompts_differ_and_the_shared_series_repeats_one_prompt() -> None:
+    from actoros.bench.inference._backends import FakeBackend
+
+    backend = FakeBackend(inference.TINY)
+    distinct = backend.prompts(50, distinct=True)
+    assert len({p.text for p in distinct}) == 50
+    assert {len(p.text.split()) for p in distinct} == {inference.TINY.prompt_tokens}
+    assert {p.text for p in backend.prompts(3, distinct=False)} == {backend.prompt}
+
+
+def test_a_random_prompt_is_shortened_until_the_engine_counts_at_most_the_target() -> None:
+    import random
+
+    from actoros.bench.inference._backends import random_prompt
+
+    # a toy tokenizer: every id decodes to two characters, which encode to one id each, plus
+    # a start token: the first draw is about twice too long
+    def decode(ids: list[int]) -> str:
+        return "".join(f"{i % 10}{i % 10}" for i in ids)
+
+    def encode(text: str) -> list[int]:
+        return [0, *(int(ch) for ch in text)]
+
+    prompt = random_prompt(random.Random(1), list(range(10, 30)), 16, decode, encode)
+    assert 8 <= len(prompt.ids) <= 16
+    assert prompt.ids == encode(prompt.text)
+
+
+@pytest.mark.vllm  # importing vLLM takes seconds (minutes on a loaded machine)
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM")
+def test_the_direct_baseline_asks_for_deltas_when_streamed_and_the_final_output_otherwise() -> None:
+    from vllm.sampling_params import RequestOutputKind
+
+    from actoros.inference.vllm_direct import DirectLLM
+
+    assert DirectLLM.sampling(8).output_kind == RequestOutputKind.DELTA
+    assert DirectLLM.sampling(8, stream=False).output_kind == RequestOutputKind.FINAL_ONLY

@@ -10,6 +10,7 @@ caught in flight; no assertion depends on how long anything took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -70,9 +71,11 @@ class GatedEngine(FakeEngine):
     async def generate(
         self, request_id: str, prompt: Any, gen: Generate
     ) -> AsyncIterator[EngineOutput]:
-        async for out in super().generate(request_id, prompt, gen):
-            self.peak = max(self.peak, self.num_unfinished())
-            yield out
+        # closing this generator closes the engine's (as VLLMEngine.generate does)
+        async with contextlib.aclosing(super().generate(request_id, prompt, gen)) as outputs:
+            async for out in outputs:
+                self.peak = max(self.peak, self.num_unfinished())
+                yield out
 
 
 class Engines:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import random
 import sys
 import time
 from time import perf_counter
@@ -56,6 +57,13 @@ class Level(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     temperature: float = 0.0
     timeout: float = 600.0  # seconds per request
     ignore_eos: bool = False  # vLLM's extension (raw model): exactly max_tokens tokens
+    distinct: bool = True  # every request its own prompt (a random tag first), else ``prompt``
+
+
+def distinct_prompt(prompt: str, rng: random.Random) -> str:
+    """``prompt`` behind a random tag: no two requests share a prefix (nor a prefix-cache
+    hit), as real traffic; the task stays the same, so does the answer's length."""
+    return f"Request {rng.getrandbits(64):016x}. {prompt}"
 
 
 class ListModels(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -138,8 +146,12 @@ class _Clients:
             await client.close()
 
 
+_rng = random.Random()
+
+
 async def _one(client: Any, level: Level) -> Sample:
-    messages = [{"role": "user", "content": level.prompt}]
+    content = distinct_prompt(level.prompt, _rng) if level.distinct else level.prompt
+    messages = [{"role": "user", "content": content}]
     common: dict[str, Any] = {
         "model": level.model,
         "messages": messages,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import tempfile
 from dataclasses import dataclass, field
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from actoros import ActorRef
@@ -25,8 +26,15 @@ from actoros.gateway.server import GatewayAddress
 from actoros.inference.messages import ChatMessage, Generate
 
 from .._common import BenchError, EngineKind, progress, wait_engine_ready
-from ..inference._paths import RequestSample, StreamingAgent, run_actor, spawn_agents, summarize
-from ._client import Level, LoadGenerator
+from ..inference._paths import (
+    Prompt,
+    RequestSample,
+    StreamingAgent,
+    run_actor,
+    spawn_agents,
+    summarize,
+)
+from ._client import Level, LoadGenerator, distinct_prompt
 from .result import EngineInfo, Workload, ratio_key
 
 log = progress
@@ -114,9 +122,10 @@ class _Run:
     raw: dict[str, list[float]]
     failed: dict[str, int] = field(default_factory=dict)  # "<series>[ warm-up]" -> requests
     errors: dict[str, list[str]] = field(default_factory=dict)  # the same keys -> first errors
+    rng: random.Random = field(default_factory=random.Random)  # the actor series' prompts
 
     def level(self, series: str, concurrency: int, requests: int) -> Level:
-        path, _, mode = series.partition("_")
+        path, mode, variant = _parts(series)
         w = self.workload
         return Level(
             base_url=self.url,
@@ -128,6 +137,7 @@ class _Run:
             concurrency=concurrency,
             requests=requests,
             ignore_eos=path == "raw",
+            distinct=variant != "shared",
         )
 
     async def series(
@@ -135,16 +145,22 @@ class _Run:
     ) -> dict[str, float]:
         """One series at one level: its stats (``summarize``), failures and client CPU."""
         if series.startswith("actor"):
-            samples, seconds = await run_actor(self.agents, concurrency, requests)
-            return {**summarize(samples, seconds), "failed": 0.0}
+            prompts = None
+            if _parts(series)[2] != "shared":
+                w, rng = self.workload, self.rng
+                prompts = [Prompt(distinct_prompt(w.prompt, rng), []) for _ in range(requests)]
+            timed = await run_actor(self.agents, concurrency, requests, prompts)
+            return {**timed.summary(), "failed": 0.0}
+        cpu = process_time()  # this process: the gateway, the actors, the engine's client side
         done = await self.client.run(self.level(series, concurrency, requests))
+        cpu = process_time() - cpu
         if done.failed:
             key = f"{series} {phase}".strip()
             self.failed[key] = self.failed.get(key, 0) + done.failed
             kept = self.errors.setdefault(key, [])
             kept += done.errors[: max(0, 2 - len(kept))]
         return {
-            **_summary([s.request_sample() for s in done.samples], done.seconds),
+            **_summary([s.request_sample() for s in done.samples], done.seconds, cpu),
             "failed": float(done.failed),
             "client_cpu": done.cpu_seconds / done.seconds if done.seconds > 0 else math.nan,
         }
@@ -193,8 +209,15 @@ class _Run:
                 )
 
 
-def _summary(samples: list[RequestSample], seconds: float) -> dict[str, float]:
-    return summarize(samples, seconds) if samples and seconds > 0 else {"req_per_s": 0.0}
+def _summary(samples: list[RequestSample], seconds: float, cpu: float) -> dict[str, float]:
+    return summarize(samples, seconds, cpu) if samples and seconds > 0 else {"req_per_s": 0.0}
+
+
+def _parts(series: str) -> tuple[str, str, str]:
+    """``raw_stream_shared`` -> (path, mode, variant): ``shared``, or ``""`` (distinct)."""
+    path, _, rest = series.partition("_")
+    mode, _, variant = rest.partition("_")
+    return path, mode, variant
 
 
 async def measure_engine(

@@ -20,6 +20,7 @@ SERIES_LABELS = {
     "raw_stream": "raw model, stream",
     "raw_once": "raw model, one response",
     "actor_stream": "actor in-process (no HTTP)",
+    "raw_stream_shared": "raw model, stream, one shared prompt",
 }
 COLORS = {
     "agent_stream": "#2ca02c",
@@ -27,6 +28,7 @@ COLORS = {
     "raw_stream": "#1f77b4",
     "raw_once": "#aec7e8",
     "actor_stream": "#7f7f7f",
+    "raw_stream_shared": "#17becf",
 }
 
 
@@ -39,8 +41,9 @@ def _engine_line(result: GatewayResult, engine: str, w: Workload) -> str:
         f"`{e.model}`"
     )
     return (
-        f"{what}; started in {e.start_seconds:.1f} s. The same user message on every path "
-        f"(“{w.prompt[:48]}…”), max_tokens {w.output_tokens}, temperature 0; at concurrency N, "
+        f"{what}; started in {e.start_seconds:.1f} s. The same task on every path "
+        f"(“{w.prompt[:48]}…”, behind a random tag per request except in the `shared` "
+        f"series), max_tokens {w.output_tokens}, temperature 0; at concurrency N, "
         f"max({w.min_requests}, {w.waves}·N) requests per series."
     )
 
@@ -68,8 +71,8 @@ def _level_table(result: GatewayResult, engine: str, w: Workload) -> list[str]:
     m = result.metrics
     lines = [
         "| conc. | series | requests | req/s | output tok/s | E2EL p50 ms | E2EL p99 ms "
-        "| TTFT p50 ms | failed | client CPU |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| TTFT p50 ms | failed | client CPU | CPU µs/tok |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in w.concurrency:
         for series in w.series:
@@ -84,7 +87,8 @@ def _level_table(result: GatewayResult, engine: str, w: Workload) -> list[str]:
                 f"| {fmt(get('tok_per_s'), 'rate')} "
                 f"| {fmt(get('e2el_ms_p50'), MS)} | {fmt(get('e2el_ms_p99'), MS)} "
                 f"| {fmt(get('ttft_ms_p50'), MS)} | {fmt(get('failed'), COUNT)} "
-                f"| {fmt(get('client_cpu'), 'ratio') if not series.startswith('actor') else ''} |"
+                f"| {fmt(get('client_cpu'), 'ratio') if not series.startswith('actor') else ''} "
+                f"| {fmt(get('cpu_us_per_tok'), '.1f')} |"
             )
     return lines
 
@@ -135,7 +139,9 @@ def markdown(result: GatewayResult) -> str:
             f"## {title}: by concurrency",
             "",
             _engine_line(result, engine, w),
-            "client CPU: the load generator's CPU-seconds per second of the level.",
+            "client CPU: the load generator's CPU-seconds per second of the level; CPU µs/tok: "
+            "this process's (the gateway's, the actors', vLLM's client side) CPU time per "
+            "output token.",
             "",
             *_level_table(result, engine, w),
         ]

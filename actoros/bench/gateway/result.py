@@ -4,8 +4,10 @@ Metric keys are flat: ``<series>_<stat>_c<N>`` for a series at concurrency N, wh
 is ``<engine>_<path>_<mode>`` — engine ``fake`` or ``vllm``; path ``agent`` (through the
 gateway to an LLM agent), ``raw`` (through the gateway straight to the inference actor) or
 ``actor`` (the inference actor asked in-process, no HTTP: the reference); mode ``stream``
-(SSE) or ``once`` (one JSON response). Stats are those of ``inference._paths.summarize``
-(``req_per_s``, ``tok_per_s``, ``ttft_ms_p50``, ``e2el_ms_p50``, ``e2el_ms_p99``...) plus
+(SSE) or ``once`` (one JSON response); a ``_shared`` suffix: every request sends the same
+prompt (else each has its own, a random tag before the task). Stats are those of
+``inference._paths.summarize`` (``req_per_s``, ``tok_per_s``, ``ttft_ms_p50``, ``e2el_ms_p50``,
+``e2el_ms_p99``, ``cpu_us_per_tok``: this process's CPU time per output token...) plus
 ``failed`` and ``client_cpu`` (the load generator's CPU seconds per wall second).
 """
 

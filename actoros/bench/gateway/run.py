@@ -61,8 +61,16 @@ PROMPT = (
 )  # SmolLM2 answers it with far more than 64 tokens (greedy); checked per run in the results
 EngineChoice = Literal["fake", "vllm", "both"]
 SWEEP = (1, 4, 16, 32, 64)
-FAKE_SERIES = ("agent_stream", "agent_once", "raw_stream", "raw_once", "actor_stream")
-VLLM_SERIES = ("raw_stream", "actor_stream")  # the ratio; on SmolLM2 each level costs seconds
+# every request its own prompt; ``_shared``: one prompt for all (the labelled second series)
+FAKE_SERIES = (
+    "agent_stream",
+    "agent_once",
+    "raw_stream",
+    "raw_once",
+    "actor_stream",
+    "raw_stream_shared",
+)
+VLLM_SERIES = ("raw_stream", "actor_stream", "raw_stream_shared")  # the ratio, and shared
 FULL = {
     "fake": Workload(
         concurrency=SWEEP,

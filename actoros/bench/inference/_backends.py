@@ -13,6 +13,7 @@ instance in the shape of ``actoros.inference.engine.Engine``, for the inference 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from time import perf_counter
 
@@ -20,11 +21,13 @@ from actoros.inference.engine import Engine
 from actoros.inference.fake_engine import FakeEngine
 from actoros.inference.messages import Generate
 
-from ._paths import RequestSample
+from ._paths import Prompt, RequestSample
 from .result import EngineInfo, Workload
 
 FAKE_TOKEN_DELAY = 0.005  # seconds per token per request: a small model's pace on a GPU
-PROMPT_WORD = "hello"  # the prompt is this word repeated (plus a tail fitted to the length)
+PROMPT_WORD = "hello"  # the shared prompt is this word repeated (plus a tail fitted to length)
+PROMPT_SEED = 0  # distinct prompts are drawn from random.Random(PROMPT_SEED): the same each run
+FAKE_WORDS = tuple(f"w{i}" for i in range(1000))  # the fake engine's "vocabulary"
 
 
 class FakeBackend:
@@ -48,6 +51,14 @@ class FakeBackend:
             stream=True,
         )
         self.start_seconds = 0.0
+        self._tokens = workload.prompt_tokens
+        self._rng = random.Random(PROMPT_SEED)
+
+    def prompts(self, count: int, distinct: bool) -> list[Prompt]:
+        if not distinct:
+            return [Prompt(self.prompt, [])] * count
+        k = self._tokens
+        return [Prompt(" ".join(self._rng.choices(FAKE_WORDS, k=k)), []) for _ in range(count)]
 
     async def start(self) -> None:
         began = perf_counter()
@@ -72,12 +83,12 @@ class FakeBackend:
             "limit; the numbers measure actoros around an engine, not an engine"
         ]
 
-    async def direct(self, request_id: str) -> RequestSample:
+    async def direct(self, request_id: str, prompt: Prompt) -> RequestSample:
         stamps: list[float] = []
         tokens = 0
         prompt_tokens = 0
         start = perf_counter()
-        async for out in self._fake.generate(request_id, self.prompt, self.gen):
+        async for out in self._fake.generate(request_id, prompt.text, self.gen):
             if out.token_count:
                 stamps.append(perf_counter())
                 tokens += out.token_count
@@ -120,3 +131,24 @@ def fit_prompt(
             break
         text, count = longer, longer_count
     return text, count
+
+
+def random_prompt(
+    rng: random.Random,
+    vocabulary: list[int],
+    target: int,
+    decode: Callable[[list[int]], str],
+    encode: Callable[[str], list[int]],
+) -> Prompt:
+    """A prompt of random tokens (as ``vllm bench serve``'s random dataset draws them): text
+    decoded from ``target`` random ids, shortened until the engine's own ``encode`` of it
+    (special tokens included) is at most ``target`` tokens. Its ids are that encoding, so the
+    direct path sends exactly what the actor path's render makes of the text."""
+    drawn = rng.choices(vocabulary, k=target)
+    while True:
+        text = decode(drawn)
+        ids = encode(text)
+        if len(ids) <= target or len(drawn) <= 1:
+            return Prompt(text, ids)
+        # shrink in proportion (a token may decode to text that encodes as several)
+        drawn = drawn[: max(1, min(len(drawn) - 1, len(drawn) * target // len(ids)))]

@@ -20,15 +20,15 @@ import asyncio
 import gc
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from time import perf_counter
-from typing import NamedTuple, Protocol
+from time import perf_counter, process_time
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
 from actoros import Actor, ActorRef, ActorSystem, Context
 from actoros.inference.actor import stream
 from actoros.inference.engine import Engine
-from actoros.inference.messages import Completion, Generate, TokenDelta
+from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
 
 from .._common import percentile
 from .result import EngineInfo
@@ -45,10 +45,19 @@ class RequestSample(NamedTuple):
     prompt_tokens: int
 
 
+class Prompt(NamedTuple):
+    """One request's prompt: its text (what the actor gets) and, for vLLM, its token ids as
+    the engine renders that text (what the direct path sends)."""
+
+    text: str
+    ids: list[int]
+
+
 class Backend(Protocol):
     """One engine, built once by ``start`` and shared: ``direct`` streams a request of the
     workload straight from it, ``engine`` serves the inference actor from it, ``gen`` is the
-    workload's request as the actor gets it. ``close`` stops the engine."""
+    workload's request as the actor gets it (its prompt replaced by each request's own).
+    ``prompts`` draws the prompts of a run before it is timed. ``close`` stops the engine."""
 
     engine: Engine
     gen: Generate
@@ -62,7 +71,12 @@ class Backend(Protocol):
 
     def notes(self) -> list[str]: ...
 
-    async def direct(self, request_id: str) -> RequestSample:
+    def prompts(self, count: int, distinct: bool) -> list[Prompt]:
+        """``count`` prompts of the workload's length: each one new (random tokens, so no
+        two requests share a prefix), or the one shared prompt ``count`` times."""
+        ...
+
+    async def direct(self, request_id: str, prompt: Prompt) -> RequestSample:
         """Stream one request of the workload straight from the engine, timed."""
         ...
 
@@ -76,8 +90,11 @@ def split(total: int, workers: int) -> list[int]:
     return [base + (1 if w < extra else 0) for w in range(workers)]
 
 
-def summarize(samples: Sequence[RequestSample], seconds: float) -> dict[str, float]:
-    """vLLM's benchmark metrics for one run: rates over the wall time, latencies in ms."""
+def summarize(
+    samples: Sequence[RequestSample], seconds: float, cpu_seconds: float | None = None
+) -> dict[str, float]:
+    """vLLM's benchmark metrics for one run: rates over the wall time, latencies in ms; with
+    ``cpu_seconds`` (this process's CPU time over the run) its cost per output token, in µs."""
     output = sum(s.output_tokens for s in samples)
     prompt = sum(s.prompt_tokens for s in samples)
     ttft = [s.first - s.start for s in samples if not math.isnan(s.first)]
@@ -95,6 +112,8 @@ def summarize(samples: Sequence[RequestSample], seconds: float) -> dict[str, flo
         "prompt_tokens": prompt / len(samples),
         "output_tokens": output / len(samples),
     }
+    if cpu_seconds is not None and output:
+        stats["cpu_us_per_tok"] = cpu_seconds / output * 1e6
     for name, values in (("ttft", ttft), ("tpot", tpot), ("itl", itl), ("e2el", e2el)):
         if values:
             stats[f"{name}_ms_p50"] = percentile(values, 50) * 1e3
@@ -102,30 +121,52 @@ def summarize(samples: Sequence[RequestSample], seconds: float) -> dict[str, flo
     return stats
 
 
-async def _timed(
-    launch: Callable[[], Awaitable[list[list[RequestSample]]]],
-) -> tuple[list[RequestSample], float]:
+class Timed(NamedTuple):
+    """One run of a path: its requests, its wall time, and this process's CPU time over it
+    (``time.process_time``: every thread of the process — the loop, vLLM's output handling
+    and detokenizing — but not the engine's own processes)."""
+
+    samples: list[RequestSample]
+    seconds: float
+    cpu_seconds: float
+
+    def summary(self) -> dict[str, float]:
+        return summarize(self.samples, self.seconds, self.cpu_seconds)
+
+
+async def _timed(launch: Callable[[], Awaitable[list[list[RequestSample]]]]) -> Timed:
     gc.collect()
+    cpu = process_time()
     started = perf_counter()
     batches = await launch()
     seconds = perf_counter() - started
-    return [s for batch in batches for s in batch], seconds
+    cpu = process_time() - cpu
+    return Timed([s for batch in batches for s in batch], seconds, cpu)
+
+
+def _shares(items: Sequence[Any], workers: int) -> list[Sequence[Any]]:
+    """``items`` cut into ``split(len(items), workers)`` consecutive shares."""
+    shares, at = [], 0
+    for n in split(len(items), workers):
+        shares.append(items[at : at + n])
+        at += n
+    return shares
 
 
 # -- direct --------------------------------------------------------------------------------
 
 
 async def run_direct(
-    backend: Backend, concurrency: int, requests: int, tag: str
-) -> tuple[list[RequestSample], float]:
-    """``concurrency`` tasks stream ``requests`` requests straight from the engine."""
+    backend: Backend, concurrency: int, prompts: Sequence[Prompt], tag: str
+) -> Timed:
+    """``concurrency`` tasks stream one request per prompt straight from the engine."""
 
-    async def worker(w: int, count: int) -> list[RequestSample]:
-        return [await backend.direct(f"{tag}-{w}-{i}") for i in range(count)]
+    async def worker(w: int, share: Sequence[Prompt]) -> list[RequestSample]:
+        return [await backend.direct(f"{tag}-{w}-{i}", p) for i, p in enumerate(share)]
 
     async def launch() -> list[list[RequestSample]]:
-        counts = split(requests, concurrency)
-        return await asyncio.gather(*(worker(w, n) for w, n in enumerate(counts)))
+        shares = _shares(prompts, concurrency)
+        return await asyncio.gather(*(worker(w, share) for w, share in enumerate(shares)))
 
     return await _timed(launch)
 
@@ -134,9 +175,23 @@ async def run_direct(
 
 
 class Work(msgspec.Struct, frozen=True):
-    """Ask an agent to make ``requests`` requests to the inference actor, one after another."""
+    """Ask an agent to make ``requests`` requests to the inference actor, one after another;
+    with ``prompts`` (one per request), each request has its own prompt instead of the
+    agent's."""
 
     requests: int
+    prompts: tuple[str, ...] | None = None
+
+    def gens(self, gen: Generate) -> list[Generate]:
+        if self.prompts is None:
+            return [gen] * self.requests
+        if gen.messages is not None:  # a chat: the prompt is its last message's content
+            *head, last = gen.messages
+            return [
+                msgspec.structs.replace(gen, messages=(*head, ChatMessage(last.role, p)))
+                for p in self.prompts
+            ]
+        return [msgspec.structs.replace(gen, prompt=p) for p in self.prompts]
 
 
 class StreamingAgent(Actor):
@@ -148,11 +203,11 @@ class StreamingAgent(Actor):
 
     async def receive(self, message: Work, ctx: Context) -> list[RequestSample]:
         samples = []
-        for _ in range(message.requests):
+        for gen in message.gens(self.gen):
             stamps: list[float] = []
             completion: Completion | None = None
             start = perf_counter()
-            async for item in stream(self.inference, self.gen, timeout=None):
+            async for item in stream(self.inference, gen, timeout=None):
                 if isinstance(item, TokenDelta):
                     stamps.append(perf_counter())
                 else:
@@ -178,9 +233,9 @@ class NaiveAgent(Actor):
 
     async def receive(self, message: Work, ctx: Context) -> list[RequestSample]:
         samples = []
-        for _ in range(message.requests):
+        for gen in message.gens(self.gen):
             start = perf_counter()
-            completion: Completion = await self.inference.ask(self.gen, timeout=None)
+            completion: Completion = await self.inference.ask(gen, timeout=None)
             end = perf_counter()
             usage = completion.usage
             # not streamed: the first token's time is the actor's own measure, from its mailbox
@@ -200,22 +255,37 @@ async def spawn_agents(
     ]
 
 
+def _work(requests: int, prompts: Sequence[Prompt] | None) -> Work:
+    return Work(requests, None if prompts is None else tuple(p.text for p in prompts))
+
+
 async def run_actor(
-    agents: Sequence[ActorRef], concurrency: int, requests: int
-) -> tuple[list[RequestSample], float]:
-    """The first ``concurrency`` agents share ``requests`` requests, all at once."""
+    agents: Sequence[ActorRef],
+    concurrency: int,
+    requests: int,
+    prompts: Sequence[Prompt] | None = None,
+) -> Timed:
+    """The first ``concurrency`` agents share ``requests`` requests (one per prompt, when
+    given), all at once."""
+    if prompts is None:
+        work = [Work(n) for n in split(requests, concurrency)]
+    else:
+        work = [_work(len(share), share) for share in _shares(prompts, concurrency)]
 
     async def launch() -> list[list[RequestSample]]:
-        counts = split(requests, concurrency)
         return await asyncio.gather(
-            *(agent.ask(Work(n), timeout=None) for agent, n in zip(agents, counts, strict=False))
+            *(agent.ask(w, timeout=None) for agent, w in zip(agents, work, strict=False))
         )
 
     return await _timed(launch)
 
 
-async def run_sequential(agent: ActorRef, requests: int) -> tuple[list[RequestSample], float]:
+async def run_sequential(
+    agent: ActorRef, requests: int, prompts: Sequence[Prompt] | None = None
+) -> Timed:
+    work = _work(requests, prompts)
+
     async def launch() -> list[list[RequestSample]]:
-        return [await agent.ask(Work(requests), timeout=None)]
+        return [await agent.ask(work, timeout=None)]
 
     return await _timed(launch)

@@ -6,6 +6,7 @@ turns a ``ModuleNotFoundError`` into "install vLLM or use --engine fake".
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,8 +20,8 @@ from actoros.inference.vllm_direct import DirectLLM, vllm_version
 from actoros.inference.vllm_engine import VLLMEngine
 
 from .._common import BenchError
-from ._backends import fit_prompt
-from ._paths import RequestSample
+from ._backends import PROMPT_SEED, fit_prompt, random_prompt
+from ._paths import Prompt, RequestSample
 from .result import EngineInfo, Workload
 
 TINY_MODEL = "tiny random Llama (actoros.inference.tiny_model: 2 layers, hidden 128)"
@@ -43,6 +44,8 @@ class VLLMBackend:
         self.prompt_ids: list[int] = []
         self.gen: Generate = None  # type: ignore[assignment]  # set by start()
         self._params: Any = None
+        self._rng = random.Random(PROMPT_SEED)
+        self._vocabulary: list[int] = []
 
     def _model_folder(self) -> Path:
         if self.model is None and self.quick:
@@ -78,6 +81,9 @@ class VLLMBackend:
 
         self.prompt, _ = fit_prompt(count, w.prompt_tokens)
         self.prompt_ids = self._direct.token_ids(self.prompt)
+        tokenizer = self._direct.llm.get_tokenizer()
+        special = set(tokenizer.all_special_ids)
+        self._vocabulary = [i for i in range(len(tokenizer)) if i not in special]
         self._params = DirectLLM.sampling(
             w.output_tokens, temperature=w.temperature, ignore_eos=w.ignore_eos
         )
@@ -124,10 +130,23 @@ class VLLMBackend:
             )
         return notes
 
-    async def direct(self, request_id: str) -> RequestSample:
+    def prompts(self, count: int, distinct: bool) -> list[Prompt]:
+        assert self._direct is not None
+        if not distinct:
+            return [Prompt(self.prompt, self.prompt_ids)] * count
+        tokenizer = self._direct.llm.get_tokenizer()
+        target = self.workload.prompt_tokens
+        return [
+            random_prompt(
+                self._rng, self._vocabulary, target, tokenizer.decode, self._direct.token_ids
+            )
+            for _ in range(count)
+        ]
+
+    async def direct(self, request_id: str, prompt: Prompt) -> RequestSample:
         assert self._direct is not None
         start, stamps, end, tokens, prompt_tokens = await self._direct.timed(
-            request_id, self.prompt_ids, self._params
+            request_id, prompt.ids, self._params
         )
         first = stamps[0] if stamps else float("nan")
         return RequestSample(start, first, end, stamps, tokens, prompt_tokens)

@@ -27,12 +27,63 @@ HEADLINE: dict[str, tuple[str, str]] = {
     ),
     "direct_req_per_s": ("direct requests/s", REQ),
     "actor_req_per_s": ("actor requests/s", REQ),
+    "direct_cpu_us_per_tok": ("this process's CPU per output token, direct, µs", ".1f"),
+    "actor_cpu_us_per_tok": ("this process's CPU per output token, actor, µs", ".1f"),
+    "actor_cpu_vs_direct": ("actor / direct CPU per output token, worst level", "ratio"),
+    "shared_actor_vs_direct": ("actor / direct tokens/s, worst level, one shared prompt", "ratio"),
+    "shared_actor_cpu_vs_direct": ("actor / direct CPU per token, worst level, shared", "ratio"),
+}
+SERIES_TITLES = {
+    "distinct": "every request its own random prompt",
+    "shared": "one shared prompt for every request (`shared_` keys)",
 }
 
 
 def _status(result: InferenceResult, key: str) -> tuple[str, str]:
     # the only targeted metrics: TTFT overheads (ms) and actor/direct ratios
     return goal(result, key, MS if key.startswith("ttft") else "ratio")
+
+
+def _level_table(result: InferenceResult, series: str) -> list[str]:
+    w, metrics = result.workload, result.metrics
+    pre = "" if series == "distinct" else f"{series}_"
+    lines = [
+        "",
+        f"## By concurrency: {SERIES_TITLES.get(series, series)}",
+        "",
+        "Latencies in ms, p50 (p99 for E2EL), direct / actor; CPU: this process's CPU time "
+        "per output token, µs, direct / actor.",
+        "",
+        "| conc. | requests | direct tok/s | actor tok/s | actor/direct | target | CPU µs/tok "
+        "| CPU actor/direct | target | TTFT | added TTFT | TPOT | ITL | E2EL p50 | E2EL p99 |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in w.concurrency:
+
+        def pair(name: str, c: int = c, spec: str = MS) -> str:
+            return " / ".join(
+                fmt(metrics.get(f"{pre}{path}_{name}_c{c}"), spec) for path in ("direct", "actor")
+            )
+
+        if pre:
+            wanted = status = cpu_wanted = cpu_status = ""
+        else:
+            wanted, status = _status(result, f"actor_vs_direct_c{c}")
+            cpu_wanted, cpu_status = _status(result, f"actor_cpu_vs_direct_c{c}")
+        lines.append(
+            f"| {c} | {w.requests(c)} "
+            f"| {fmt(metrics.get(f'{pre}direct_tok_per_s_c{c}'), 'rate')} "
+            f"| {fmt(metrics.get(f'{pre}actor_tok_per_s_c{c}'), 'rate')} "
+            f"| {fmt(metrics.get(f'{pre}actor_vs_direct_c{c}'), 'ratio')} | {wanted} {status} "
+            f"| {pair('cpu_us_per_tok', spec='.1f')} "
+            f"| {fmt(metrics.get(f'{pre}actor_cpu_vs_direct_c{c}'), 'ratio')} "
+            f"| {cpu_wanted} {cpu_status} "
+            f"| {pair('ttft_ms_p50')} "
+            f"| {fmt(metrics.get(f'{pre}ttft_overhead_ms_p50_c{c}'), MS)} "
+            f"| {pair('tpot_ms_p50')} | {pair('itl_ms_p50')} | {pair('e2el_ms_p50')} "
+            f"| {pair('e2el_ms_p99')} |"
+        )
+    return lines
 
 
 def markdown(result: InferenceResult) -> str:
@@ -53,9 +104,10 @@ def markdown(result: InferenceResult) -> str:
         ),
         "",
         (
-            f"Workload: prompt of {w.prompt_tokens} tokens (measured, direct / actor: "
-            f"{measured}), {w.output_tokens} output tokens (`ignore_eos`, temperature "
-            f"{w.temperature:g}); at concurrency N, max({w.min_requests}, {w.waves}·N) requests; "
+            f"Workload: prompts of {w.prompt_tokens} tokens (measured, direct / actor: "
+            f"{measured}; series: {', '.join(w.prompts)}), {w.output_tokens} output tokens "
+            f"(`ignore_eos`, temperature {w.temperature:g}); at concurrency N, "
+            f"max({w.min_requests}, {w.waves}·N) requests; "
             f"sequential: {w.sequential_requests} requests one at a time. Throughputs in the "
             f"first table are at the reference concurrency, N = {ref}."
         ),
@@ -66,35 +118,8 @@ def markdown(result: InferenceResult) -> str:
     for key, (what, kind) in HEADLINE.items():
         wanted, status = _status(result, key)
         lines.append(f"| `{key}` | {what} | {fmt(metrics.get(key), kind)} | {wanted} | {status} |")
-    lines += [
-        "",
-        "## By concurrency",
-        "",
-        "Latencies in ms, p50 (p99 for E2EL), direct / actor.",
-        "",
-        "| conc. | requests | direct tok/s | actor tok/s | actor/direct | target | direct req/s "
-        "| actor req/s | TTFT | added TTFT | TPOT | ITL | E2EL p50 | E2EL p99 |",
-        "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for c in w.concurrency:
-
-        def pair(name: str, c: int = c) -> str:
-            return " / ".join(
-                fmt(metrics.get(f"{path}_{name}_c{c}"), MS) for path in ("direct", "actor")
-            )
-
-        wanted, status = _status(result, f"actor_vs_direct_c{c}")
-        lines.append(
-            f"| {c} | {w.requests(c)} "
-            f"| {fmt(metrics.get(f'direct_tok_per_s_c{c}'), 'rate')} "
-            f"| {fmt(metrics.get(f'actor_tok_per_s_c{c}'), 'rate')} "
-            f"| {fmt(metrics.get(f'actor_vs_direct_c{c}'), 'ratio')} | {wanted} {status} "
-            f"| {fmt(metrics.get(f'direct_req_per_s_c{c}'), REQ)} "
-            f"| {fmt(metrics.get(f'actor_req_per_s_c{c}'), REQ)} "
-            f"| {pair('ttft_ms_p50')} | {fmt(metrics.get(f'ttft_overhead_ms_p50_c{c}'), MS)} "
-            f"| {pair('tpot_ms_p50')} | {pair('itl_ms_p50')} | {pair('e2el_ms_p50')} "
-            f"| {pair('e2el_ms_p99')} |"
-        )
+    for series in w.prompts:
+        lines += _level_table(result, series)
     lines += [
         "",
         "## Sequential (one request at a time, whole completions)",

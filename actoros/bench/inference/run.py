@@ -52,7 +52,6 @@ from ._paths import (
     run_direct,
     run_sequential,
     spawn_agents,
-    summarize,
 )
 from .report import chart, markdown
 from .result import PATHS, REFERENCE_CONCURRENCY, InferenceResult, Workload, level_targets
@@ -72,11 +71,13 @@ FULL = Workload(
 QUICK = Workload(
     prompt_tokens=64,
     output_tokens=64,
-    concurrency=SWEEP,
-    waves=4,
+    # the tiny model steps in about a millisecond: the actor path's cost per token shows most
+    # at high concurrency (issue 12: 64-256, with max_num_seqs 256)
+    concurrency=(1, 16, 64, 128, 256),
+    waves=2,
     min_requests=8,
     sequential_requests=8,
-    warmup_requests=64,
+    warmup_requests=256,
 )
 TINY = Workload(
     prompt_tokens=16,
@@ -88,7 +89,7 @@ TINY = Workload(
     warmup_requests=4,
 )
 DEFAULT_REPEATS = 3
-QUICK_REPEATS = 5
+QUICK_REPEATS = 3
 
 
 def _backend(engine: EngineKind, workload: Workload, quick: bool, model: str | None) -> Backend:
@@ -116,16 +117,41 @@ async def _level(
     requests: int,
     order: tuple[str, ...],
     tag: str,
+    distinct: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Direct and actor at one concurrency, back to back in ``order``."""
+    """Direct and actor at one concurrency, back to back in ``order``; each request with its
+    own prompt (``distinct``) or all with the shared one. Prompts are drawn before timing."""
     stats = {}
     for path in order:
+        prompts = backend.prompts(requests, distinct)
         if path == "direct":
-            samples, seconds = await run_direct(backend, concurrency, requests, tag=tag)
+            timed = await run_direct(backend, concurrency, prompts, tag=f"{tag}-{path}")
         else:
-            samples, seconds = await run_actor(agents, concurrency, requests)
-        stats[path] = summarize(samples, seconds)
+            timed = await run_actor(agents, concurrency, requests, prompts)
+        stats[path] = timed.summary()
     return stats
+
+
+def _prefix(series: str) -> str:
+    """Metric keys: the distinct-prompt series (the default) unprefixed, others prefixed."""
+    return "" if series == "distinct" else f"{series}_"
+
+
+def _record_level(
+    raw: dict[str, list[float]], series: str, concurrency: int, stats: dict[str, dict[str, float]]
+) -> tuple[float, float, float]:
+    """Record one level's stats and ratios; returns (tokens/s, TTFT, CPU) actor vs direct."""
+    pre = _prefix(series)
+    for path, values in stats.items():
+        _record(raw, f"{pre}{path}_{{}}_c{concurrency}", values)
+    direct, actor = stats["direct"], stats["actor"]
+    ratio = actor["tok_per_s"] / direct["tok_per_s"]
+    added = actor["ttft_ms_p50"] - direct["ttft_ms_p50"]
+    cpu = actor.get("cpu_us_per_tok", math.nan) / direct.get("cpu_us_per_tok", math.nan)
+    raw.setdefault(f"{pre}actor_vs_direct_c{concurrency}", []).append(ratio)
+    raw.setdefault(f"{pre}ttft_overhead_ms_p50_c{concurrency}", []).append(added)
+    raw.setdefault(f"{pre}actor_cpu_vs_direct_c{concurrency}", []).append(cpu)
+    return ratio, added, cpu
 
 
 async def _sweep(
@@ -139,28 +165,30 @@ async def _sweep(
     for r in range(repeats):
         for i, concurrency in enumerate(workload.concurrency):
             n = workload.requests(concurrency)
-            order = PATHS if (r + i) % 2 == 0 else PATHS[::-1]
-            stats = await _level(backend, agents, concurrency, n, order, f"r{r}c{concurrency}")
-            for path, values in stats.items():
-                _record(raw, f"{path}_{{}}_c{concurrency}", values)
-            direct, actor = stats["direct"], stats["actor"]
-            ratio = actor["tok_per_s"] / direct["tok_per_s"]
-            added = actor["ttft_ms_p50"] - direct["ttft_ms_p50"]
-            raw.setdefault(f"actor_vs_direct_c{concurrency}", []).append(ratio)
-            raw.setdefault(f"ttft_overhead_ms_p50_c{concurrency}", []).append(added)
-            log.info(
-                "bench.level",
-                repeat=r + 1,
-                of=repeats,
-                concurrency=concurrency,
-                requests=n,
-                direct_tok_per_s=round(direct["tok_per_s"], 1),
-                actor_tok_per_s=round(actor["tok_per_s"], 1),
-                actor_vs_direct=round(ratio, 3),
-                ttft_overhead_ms=round(added, 2),
-            )
-        samples, seconds = await run_sequential(naive, workload.sequential_requests)
-        sequential = summarize(samples, seconds)
+            for j, series in enumerate(workload.prompts):
+                order = PATHS if (r + i + j) % 2 == 0 else PATHS[::-1]
+                tag = f"r{r}c{concurrency}{series}"
+                distinct = series == "distinct"
+                stats = await _level(backend, agents, concurrency, n, order, tag, distinct)
+                ratio, added, cpu = _record_level(raw, series, concurrency, stats)
+                direct, actor = stats["direct"], stats["actor"]
+                log.info(
+                    "bench.level",
+                    repeat=r + 1,
+                    of=repeats,
+                    prompts=series,
+                    concurrency=concurrency,
+                    requests=n,
+                    direct_tok_per_s=round(direct["tok_per_s"], 1),
+                    actor_tok_per_s=round(actor["tok_per_s"], 1),
+                    actor_vs_direct=round(ratio, 3),
+                    ttft_overhead_ms=round(added, 2),
+                    direct_cpu_us_per_tok=round(direct.get("cpu_us_per_tok", math.nan), 1),
+                    actor_cpu_us_per_tok=round(actor.get("cpu_us_per_tok", math.nan), 1),
+                    actor_cpu_vs_direct=round(cpu, 3),
+                )
+        prompts = backend.prompts(workload.sequential_requests, True)
+        sequential = (await run_sequential(naive, len(prompts), prompts)).summary()
         _record(raw, "sequential_{}", sequential)
         log.info("bench.sequential", repeat=r + 1, tok_per_s=round(sequential["tok_per_s"], 1))
 
@@ -184,7 +212,7 @@ async def _measure(
             # warm-up: both paths, a full wave at the top concurrency, then one request alone
             for concurrency, n in ((top, workload.warmup_requests), (1, 1)):
                 await _level(backend, agents, concurrency, n, PATHS, "warmup")
-            await run_sequential(naive, 1)
+            await run_sequential(naive, 1, backend.prompts(1, True))
             log.info("bench.warmed_up")
             await _sweep(backend, agents, naive, workload, repeats, raw)
     finally:
@@ -192,23 +220,34 @@ async def _measure(
     return loop_name(asyncio.get_running_loop())
 
 
+def _series_metrics(metrics: dict[str, float], levels: tuple[int, ...], pre: str) -> None:
+    """The worst level of each ratio of one series, and its throughput at the reference."""
+    ref = int(metrics["reference_concurrency"])
+    for path in PATHS:
+        for unit in ("tok_per_s", "req_per_s", "cpu_us_per_tok"):
+            metrics[f"{pre}{path}_{unit}"] = metrics.get(f"{pre}{path}_{unit}_c{ref}", math.nan)
+
+    def at_levels(key: str) -> list[float]:
+        return [metrics[f"{pre}{key}_c{c}"] for c in levels if f"{pre}{key}_c{c}" in metrics]
+
+    ratios = at_levels("actor_vs_direct")
+    metrics[f"{pre}actor_vs_direct"] = min(ratios) if ratios else math.nan
+    cpu = [r for r in at_levels("actor_cpu_vs_direct") if not math.isnan(r)]
+    metrics[f"{pre}actor_cpu_vs_direct"] = max(cpu) if cpu else math.nan
+    # the actor's own latency is read alone (lowest concurrency): with many requests in flight
+    # a first token's wait depends mostly on where it lands in the engine's step cycle
+    added = [metrics.get(f"{pre}ttft_overhead_ms_p50_c{c}", math.nan) for c in levels]
+    metrics[f"{pre}ttft_overhead_ms_p50"] = added[0]
+    metrics[f"{pre}ttft_overhead_ms_p50_max"] = max(added)
+
+
 def _metrics(raw: dict[str, list[float]], workload: Workload) -> dict[str, float]:
     metrics = {key: median(samples) for key, samples in raw.items() if samples}
     levels = workload.concurrency
     ref = REFERENCE_CONCURRENCY if REFERENCE_CONCURRENCY in levels else max(levels)
-    for path in PATHS:
-        for unit in ("tok_per_s", "req_per_s"):
-            metrics[f"{path}_{unit}"] = metrics.get(f"{path}_{unit}_c{ref}", math.nan)
     metrics["reference_concurrency"] = float(ref)
-    ratios = [
-        metrics[f"actor_vs_direct_c{c}"] for c in levels if f"actor_vs_direct_c{c}" in metrics
-    ]
-    metrics["actor_vs_direct"] = min(ratios) if ratios else math.nan
-    # the actor's own latency is read alone (lowest concurrency): with many requests in flight
-    # a first token's wait depends mostly on where it lands in the engine's step cycle
-    added = [metrics.get(f"ttft_overhead_ms_p50_c{c}", math.nan) for c in levels]
-    metrics["ttft_overhead_ms_p50"] = added[0]
-    metrics["ttft_overhead_ms_p50_max"] = max(added)
+    for series in workload.prompts:
+        _series_metrics(metrics, levels, _prefix(series))
     sequential = metrics.get("sequential_tok_per_s", math.nan)
     metrics["batching_speedup"] = metrics["actor_tok_per_s"] / sequential
     metrics["batching_speedup_direct"] = metrics["direct_tok_per_s"] / sequential
