@@ -18,7 +18,7 @@ from actoros.agents import (
     RuleAgent,
     UserMessage,
 )
-from actoros.agents.llm import StepFilter
+from actoros.agents.showing import StepFilter
 from actoros.agents.protocol import FinalAnswer, parse_step
 from actoros.config.schema import AgentConfig, Permissions, Rule
 from actoros.inference.actor import InferenceStats
