@@ -10,7 +10,7 @@ convert (``2024-13-45``, ``!!bool maybe``, an int of 5,000 digits) is a problem 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -59,7 +59,16 @@ class _BoundedLoader(yaml.SafeLoader):
     While composing, the size (nodes, aliases expanded) and height of every finished node are
     kept, so an alias costs what its node expands to the moment it is met; an alias of a node
     that is not finished yet is one of the nodes that contain it (a recursive alias).
+
+    Its constructors are its own: libraries patch ``SafeLoader``'s table for the whole process
+    (lm-format-enforcer, which vLLM's structured outputs import, turns every timestamp into a
+    string), and a config must read the same before and after an engine has started.
     """
+
+    yaml_constructors: ClassVar[dict[Any, Any]] = {
+        **yaml.SafeLoader.yaml_constructors,
+        "tag:yaml.org,2002:timestamp": yaml.constructor.SafeConstructor.construct_yaml_timestamp,
+    }
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from actoros.config import ConfigError, parse_config
 from actoros.config.composing import MAX_ALIAS_NODES, MAX_DEPTH
+
+TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -96,6 +99,19 @@ def test_an_integer_longer_than_python_converts_is_one_line() -> None:
     ],
 )
 def test_a_scalar_yaml_cannot_convert_is_one_line(value: str, problem: str) -> None:
+    assert problems(f"system:\n  name: {value}\n") == [
+        f"c.yaml:2: invalid YAML: {problem}: quote it to make it text"
+    ]
+
+
+def test_a_library_patching_safe_loader_does_not_change_how_a_config_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what lm-format-enforcer does on import (vLLM's structured outputs import it): every
+    # timestamp constructed as a string, for every SafeLoader in the process
+    constructors = yaml.SafeLoader.yaml_constructors
+    monkeypatch.setitem(constructors, TIMESTAMP, constructors["tag:yaml.org,2002:str"])
+    value, problem = "2024-13-45", "'2024-13-45' is not a valid timestamp (month must be in 1..12)"
     assert problems(f"system:\n  name: {value}\n") == [
         f"c.yaml:2: invalid YAML: {problem}: quote it to make it text"
     ]
