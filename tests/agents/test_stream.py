@@ -18,8 +18,8 @@ from actoros.agents import (
     RuleAgent,
     UserMessage,
 )
-from actoros.agents.showing import StepFilter
 from actoros.agents.protocol import FinalAnswer, parse_step
+from actoros.agents.showing import StepFilter
 from actoros.config.schema import AgentConfig, Permissions, Rule
 from actoros.inference.actor import InferenceStats
 from actoros.inference.engine import CANARY_ID, EngineOutput
