@@ -9,8 +9,10 @@ import msgspec
 from .._common import RepeatedResult
 
 
-class Sizes(msgspec.Struct, frozen=True, kw_only=True):
-    """How much work each workload does."""
+class Sizes(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How much work each workload does. ``prefix_*``: the prefix-caching series (``None`` in
+    results made before it existed, and then left out when encoded: an old result reads back
+    as it was written)."""
 
     rule_agents: int
     rule_groups: int  # supervisors the rule agents are spread over
@@ -23,9 +25,9 @@ class Sizes(msgspec.Struct, frozen=True, kw_only=True):
     llm_max_tokens: int
     vllm_tasks: int
     vllm_max_tokens: int
-    prefix_agents: int = 32  # the prefix-caching series (``_prefix.py``)
-    prefix_rounds: int = 4  # timed rounds per mode, alternated
-    prefix_max_tokens: int = 24
+    prefix_agents: int | None = None  # the prefix-caching series (``_prefix.py``)
+    prefix_rounds: int | None = None  # timed rounds per mode, alternated
+    prefix_max_tokens: int | None = None
 
 
 class AgentsResult(RepeatedResult, frozen=True, kw_only=True):
