@@ -494,6 +494,29 @@ def test_agent_kinds_need_their_own_parts(tmp_path: Path) -> None:
     ]
 
 
+def test_tool_choice_required_needs_something_to_call_a_second_step_and_the_grammar(
+    tmp_path: Path,
+) -> None:
+    problems = problems_of(
+        tmp_path,
+        """\
+        inference: {engine: fake}
+        agents:
+          - {name: a, kind: llm, tool_choice: required}
+          - {name: b, kind: llm, tool_choice: required, tools: [clock], max_steps: 1}
+          - {name: c, kind: llm, tool_choice: required, tools: [clock], constrain: false}
+          - {name: d, kind: llm, tool_choice: required, tools: [clock], optional_arguments: false}
+        """,
+    )
+    assert problems == [
+        "3: agents[0].tool_choice: 'required' needs tools (or agents to ask): list some or "
+        "use 'auto'",
+        "4: agents[1].tool_choice: 'required' needs max_steps >= 2 (a step to call, one to answer)",
+        "5: agents[2].tool_choice: 'required' is enforced by the grammar: set constrain: true "
+        "or use 'auto'",
+    ]
+
+
 def test_workload_tasks_need_a_known_agent(tmp_path: Path) -> None:
     problems = problems_of(
         tmp_path,

@@ -30,7 +30,7 @@ from typing import Any
 from actoros.inference.messages import JsonSchema
 from actoros.kernel.access import Permissions
 
-__all__ = ["ANSWER_ONLY", "StepGrammar", "step_schema"]
+__all__ = ["ANSWER_ONLY", "StepGrammar", "required_only", "step_schema"]
 
 ANY_ARGUMENTS: dict[str, Any] = {"type": "object"}  # a tool whose argument schema is unknown
 
@@ -45,20 +45,36 @@ def _closed(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_schema(
-    tools: Mapping[str, Mapping[str, Any]], agents: Iterable[str] = ()
+    tools: Mapping[str, Mapping[str, Any]], agents: Iterable[str] = (), *, answer: bool = True
 ) -> dict[str, Any]:
     """The schema of one reply that may call any of ``tools`` (name → argument schema), ask
-    any of ``agents`` or give the final answer (see the module docstring). Branches come in
-    a stable order (tools, then agents, sorted by name; the answer last), so equal inputs give
-    byte-identical schemas."""
+    any of ``agents`` or, when ``answer``, give the final answer (see the module docstring).
+    Branches come in a stable order (tools, then agents, sorted by name; the answer last), so
+    equal inputs give byte-identical schemas."""
     branches = [
         _closed({"tool": {"const": name}, "arguments": dict(tools[name])}) for name in sorted(tools)
     ]
     names = sorted(set(agents))
     if names:
         branches.append(_closed({"agent": {"enum": names}, "message": {"type": "string"}}))
-    branches.append(_closed({"answer": {"type": "string"}}))
+    if answer or not branches:
+        branches.append(_closed({"answer": {"type": "string"}}))
     return {"anyOf": branches}
+
+
+def required_only(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool's argument ``schema`` with its optional properties left out (closed, so the
+    model cannot write them): the tool then runs with their defaults. Small models fill in
+    every property a schema offers, inventing values for the optional ones (SmolLM2-135M
+    writes ``"namespace": "order:1042"`` into ``kv_get``, which then reads nothing)."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not isinstance(properties, Mapping):
+        return dict(schema)
+    required = [name for name in schema.get("required", ()) if name in properties]
+    trimmed = dict(schema)
+    trimmed["properties"] = {name: properties[name] for name in required}
+    trimmed["additionalProperties"] = False
+    return trimmed
 
 
 def _allows(patterns: frozenset[str], name: str) -> bool:
@@ -74,22 +90,30 @@ class StepGrammar:
     """The constraint of one agent's turns, rebuilt only when its permissions change.
 
     ``tools``: the tools the agent lists, name → argument schema (``None``: unknown, any
-    object); ``agents``: the agents it lists as ones it may ask (no patterns).
-    ``constraint(permissions)`` is the ``JsonSchema`` for the agent's current permissions,
-    or ``None`` when the agent can do nothing but answer (plain text is then a valid reply
-    already, and a grammar would only cost tokens and hold back streamed text).
+    object); ``agents``: the agents it lists as ones it may ask (no patterns);
+    ``optional_arguments=False``: each tool's branch offers only its required arguments
+    (``required_only``). ``constraint(permissions)`` is the ``JsonSchema`` for the agent's
+    current permissions, or ``None`` when the agent can do nothing but answer (plain text is
+    then a valid reply already, and a grammar would only cost tokens and hold back streamed
+    text); ``constraint(permissions, answer=False)`` leaves the answer out: the step must
+    call a tool or ask an agent (``tool_choice: required``).
     """
 
-    __slots__ = ("_tools", "_agents", "_key", "_constraint", "builds")
+    __slots__ = ("_tools", "_agents", "_key", "_constraints", "builds")
 
     def __init__(
-        self, tools: Mapping[str, Mapping[str, Any] | None], agents: Iterable[str] = ()
+        self,
+        tools: Mapping[str, Mapping[str, Any] | None],
+        agents: Iterable[str] = (),
+        *,
+        optional_arguments: bool = True,
     ) -> None:
-        self._tools = {name: dict(schema or ANY_ARGUMENTS) for name, schema in tools.items()}
+        trim = dict if optional_arguments else required_only
+        self._tools = {name: trim(schema or ANY_ARGUMENTS) for name, schema in tools.items()}
         self._agents = tuple(sorted(set(agents)))
         self._key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        self._constraint: JsonSchema | None = None
-        self.builds = 0  # schemas built so far (one while the permissions hold)
+        self._constraints: dict[bool, JsonSchema | None] = {}
+        self.builds = 0  # schemas built so far (one per kind while the permissions hold)
 
     def permitted(self, permissions: Permissions | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(tools, agents) the agent lists and ``permissions`` allow, sorted."""
@@ -99,15 +123,19 @@ class StepGrammar:
         agents = tuple(a for a in self._agents if _allows(permissions.agents, a))
         return tools, agents
 
-    def constraint(self, permissions: Permissions | None) -> JsonSchema | None:
+    def constraint(
+        self, permissions: Permissions | None, *, answer: bool = True
+    ) -> JsonSchema | None:
         key = self.permitted(permissions)
         if key != self._key:
-            tools, agents = key
             self._key = key
+            self._constraints.clear()
+        if answer not in self._constraints:
+            tools, agents = key
             self.builds += 1
-            self._constraint = (
-                JsonSchema(step_schema({t: self._tools[t] for t in tools}, agents))
+            self._constraints[answer] = (
+                JsonSchema(step_schema({t: self._tools[t] for t in tools}, agents, answer=answer))
                 if tools or agents
                 else None
             )
-        return self._constraint
+        return self._constraints[answer]

@@ -26,7 +26,10 @@ the grammar opened but ``max_tokens`` cut short is the answer as far as it got (
 plain-text answer is), not malformed output. The last
 step's grammar (``max_steps``) lets the model only answer, so a constrained turn ends with an
 answer; a constrained step that repeats a call of the same turn (small models loop on one)
-is not run again: its result is in the thread already, and the next step must answer. An engine that
+is not run again: its result is in the thread already, and the next step must answer. With
+``tool_choice: required`` the first step's grammar has no answer branch (it must call a tool
+or ask an agent); with ``optional_arguments: false`` a call offers only the tool's required
+arguments (see ``grammar.py``). An engine that
 cannot enforce constraints answers ``ConstraintsUnsupported``: the agent says so once in the
 log (``agent.constraints_unsupported``) and goes on unconstrained, with the parse-and-retry
 path above. An agent that can only answer (no tools, no agents to ask) sends no grammar: plain
@@ -147,7 +150,9 @@ class LLMAgent(Agent):
         self.system_prompt = system_prompt(config, {t: schemas.get(t, "") for t in config.tools})
         parameters = tool_parameters or {}
         self.grammar = StepGrammar(
-            {t: parameters.get(t) for t in config.tools}, delegate_targets(config)
+            {t: parameters.get(t) for t in config.tools},
+            delegate_targets(config),
+            optional_arguments=config.optional_arguments,
         )
         self.constrain = config.constrain  # False once the engine said it cannot
         self.budget = max(64, context_tokens - config.max_tokens)
@@ -201,7 +206,10 @@ class LLMAgent(Agent):
         answer_now = False  # a constrained step repeated a call: the next one must answer
         last = self.config.max_steps
         for step in range(1, last + 1):
-            constraint = self._constraint(answer_only=answer_now or step == last)
+            constraint = self._constraint(
+                answer_only=answer_now or step == last,
+                act=step == 1 and self.config.tool_choice == "required",
+            )
             step_filter = (
                 StepFilter(answer_json=constraint is not None) if shown is not None else None
             )
@@ -356,12 +364,13 @@ class LLMAgent(Agent):
     def _permissions(self) -> Permissions | None:
         return self.access.permissions_for(self.name)
 
-    def _constraint(self, *, answer_only: bool = False) -> JsonSchema | None:
+    def _constraint(self, *, answer_only: bool = False, act: bool = False) -> JsonSchema | None:
         """The reply grammar for this agent's permissions now (``None``: unconstrained);
-        ``answer_only``: the one that only lets the model answer (when it has a grammar)."""
+        ``answer_only``: the one that only lets the model answer (when it has a grammar);
+        ``act``: the one without the answer (the step must call a tool or ask an agent)."""
         if not self.constrain:
             return None
-        constraint = self.grammar.constraint(self._permissions())
+        constraint = self.grammar.constraint(self._permissions(), answer=not act)
         return ANSWER_ONLY if answer_only and constraint is not None else constraint
 
     async def _generate_streamed(

@@ -172,6 +172,23 @@ class _Checker:
             yield self.problem(
                 (*here, "permissions", "inference"), "an llm agent needs inference permission"
             )
+        if agent.tool_choice == "required":
+            yield from self.tool_choice(agent, here)
+
+    def tool_choice(self, agent: AgentConfig, here: Key) -> Iterator[Problem]:
+        at: Key = (*here, "tool_choice")
+        if not agent.tools and not agent.permissions.agents:
+            yield self.problem(
+                at, "'required' needs tools (or agents to ask): list some or use 'auto'"
+            )
+        elif agent.max_steps < 2:
+            yield self.problem(
+                at, "'required' needs max_steps >= 2 (a step to call, one to answer)"
+            )
+        elif not agent.constrain:
+            yield self.problem(
+                at, "'required' is enforced by the grammar: set constrain: true or use 'auto'"
+            )
 
     def permissions(self, agent: AgentConfig, here: Key) -> Iterator[Problem]:
         perms = agent.permissions

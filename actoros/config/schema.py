@@ -206,7 +206,11 @@ class AgentConfig(_Section, frozen=True):
     restarts, ``transient`` only after a crash, ``temporary`` never). ``mailbox`` bounds its
     mailbox (``None``: unbounded). ``constrain``: an llm agent's model output is held to its
     tool-call protocol by the engine (structured outputs), when the engine can; ``false``:
-    free text, parsed and retried once when malformed.
+    free text, parsed and retried once when malformed. Two more rules of a constrained
+    agent's grammar: ``tool_choice: required`` — the first step of each turn must call a tool
+    (or ask an agent), as OpenAI's ``tool_choice``; ``optional_arguments: false`` — a tool
+    call may give only the tool's required arguments (the others keep their defaults; small
+    models invent values for every argument offered).
     """
 
     name: Name
@@ -221,6 +225,8 @@ class AgentConfig(_Section, frozen=True):
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
     mailbox: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
     constrain: bool = True
+    tool_choice: Literal["auto", "required"] = "auto"
+    optional_arguments: bool = True
 
 
 class Backoff(CoreBackoff, forbid_unknown_fields=True, frozen=True, kw_only=True):

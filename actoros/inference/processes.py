@@ -217,8 +217,10 @@ class EngineThread(Generic[T]):
             except Exception as exc:
                 log.warning("engine.shutdown_failed", thread=self.name, error=repr(exc))
             finally:
-                # an engine that outlives its shutdown prints noise at interpreter exit
+                # an engine that outlives its shutdown prints noise at interpreter exit; its
+                # objects may sit in the heap its start froze (freeze_startup_heap)
                 del value
+                gc.unfreeze()
                 gc.collect()
         finally:
             if not self._ended.done():

@@ -41,6 +41,7 @@ Why it is built this way (see docs/vllm.md for the facts behind each line):
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -84,6 +85,17 @@ class PrefixCacheStats(msgspec.Struct, frozen=True):
     @property
     def hit_rate(self) -> float:
         return self.hits / self.queries if self.queries else 0.0
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive now (vLLM, torch, the tokenizer: hundreds of thousands) into
+    the garbage collector's permanent generation, as ``vllm serve`` does once its engine is up
+    (``vllm.utils.gc_utils.freeze_gc_heap``): the collections of the oldest generation that
+    serving triggers then walk only what serving allocates, not the startup heap, and their
+    pauses stay off the per-token path. The engine's shutdown unfreezes it (``processes.py``),
+    so a replaced engine's objects can be collected."""
+    gc.collect()
+    gc.freeze()
 
 
 class VLLMEngine:
@@ -169,6 +181,7 @@ class VLLMEngine:
         if self._canary:
             self.constraints_reason = await probe_constraints(self, self._memory)
             self.supports_constraints = self.constraints_reason is None
+        freeze_startup_heap()
 
     def _build_blocking(self) -> Any:
         """Import vLLM and build the ``AsyncLLM`` (in the engine's thread: both block)."""

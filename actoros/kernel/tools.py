@@ -244,7 +244,8 @@ CALCULATOR = Tool(
     "pi, e, abs, max, min, round, sqrt.",
     {
         "type": "object",
-        "properties": {"expression": {"type": "string", "description": "e.g. 2 * (3 + 4)"}},
+        # no example expression: small models copy it instead of computing the task's numbers
+        "properties": {"expression": {"type": "string"}},
         "required": ["expression"],
         "additionalProperties": False,
     },

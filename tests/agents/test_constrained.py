@@ -297,3 +297,40 @@ async def test_a_constrained_answer_cut_short_by_max_tokens_is_the_answer_so_far
     with pytest.raises(AgentError, match="malformed model output twice"):
         kernel.engine.replies = ["{broken", '{"tool": 1}']
         await ref.ask("again")
+
+
+async def test_tool_choice_required_makes_the_first_step_act_and_later_ones_free(
+    kernel: Kernel,
+) -> None:
+    kernel.engine.replies = [
+        '{"tool": "kv_get", "arguments": {"key": "order:1042"}}',
+        '{"answer": "It shipped."}',
+    ]
+    ref = await kernel.spawn(orders(tool_choice="required"))
+    reply = await ref.ask("Where is order 1042?")
+    assert (reply.text, reply.tools_used) == ("It shipped.", ("kv_get",))
+    first, second = kernel.engine.requests
+    assert offered(first) == ["calculator", "kv_get"]  # no answer before a call
+    assert offered(second) == ["calculator", "kv_get", "answer"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"answer": "I made it up."}, constraint(first))
+
+
+async def test_without_optional_arguments_a_call_offers_only_the_required_ones(
+    kernel: Kernel,
+) -> None:
+    kernel.engine.replies = ['{"answer": "a"}', '{"answer": "b"}']
+    tools = ("clock", "calculator")
+    trimmed = await kernel.spawn(orders(tools=tools, optional_arguments=False))
+    full = await kernel.spawn(orders("full", tools=tools))
+    await trimmed.ask("one")
+    await full.ask("two")
+
+    def arguments(gen: Generate, tool: str) -> set[str]:
+        (branch,) = [
+            b for b in constraint(gen)["anyOf"] if b["properties"].get("tool") == {"const": tool}
+        ]
+        return set(branch["properties"]["arguments"]["properties"])
+
+    assert [arguments(g, "clock") for g in kernel.engine.requests] == [set(), {"utc_offset_hours"}]
+    assert [arguments(g, "calculator") for g in kernel.engine.requests] == [{"expression"}] * 2

@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from actoros.agents.grammar import StepGrammar, step_schema
+from actoros.agents.grammar import StepGrammar, required_only, step_schema
 from actoros.agents.protocol import Delegate, FinalAnswer, ToolCall, parse_step
 from actoros.inference.messages import JsonSchema
 from actoros.kernel.access import Permissions
@@ -131,3 +131,34 @@ def test_an_agent_that_can_only_answer_gets_no_grammar() -> None:
     assert grammar.constraint(perms(set())) is None
     assert grammar.constraint(None) is None  # no permissions at all
     assert StepGrammar({}).constraint(perms({"*"}, {"*"})) is None
+
+
+def test_without_the_answer_the_step_must_act_but_an_empty_choice_still_answers() -> None:
+    schema = step_schema({"kv_get": TOOLS["kv_get"]}, ["faq"], answer=False)
+    assert valid(schema, {"tool": "kv_get", "arguments": {"key": "k"}})
+    assert valid(schema, {"agent": "faq", "message": "hi"})
+    assert not valid(schema, {"answer": "done"})
+    assert step_schema({}, [], answer=False) == step_schema({}, [])  # nothing else to do
+
+
+def test_required_only_closes_a_tool_schema_over_its_required_arguments() -> None:
+    trimmed = required_only(TOOLS["kv_get"])
+    assert valid(trimmed, {"key": "order:1042"})
+    assert not valid(trimmed, {"key": "order:1042", "namespace": "order:1042"})
+    assert required_only(TOOLS["clock"])["properties"] == {}  # all optional: no arguments
+    assert required_only({"type": "object"}) == {"type": "object"}  # unknown: any object
+    assert TOOLS["kv_get"]["properties"].keys() == {"key", "namespace"}  # not modified
+
+
+def test_step_grammar_builds_each_kind_once_per_permission_set() -> None:
+    grammar = StepGrammar({"kv_get": TOOLS["kv_get"]}, optional_arguments=False)
+    perms = Permissions(tools=frozenset({"kv_get"}), inference=True)
+    act = grammar.constraint(perms, answer=False)
+    full = grammar.constraint(perms)
+    assert act is grammar.constraint(perms, answer=False) and full is grammar.constraint(perms)
+    assert grammar.builds == 2
+    assert act is not None and full is not None
+    kv_branch = act.schema["anyOf"][0]["properties"]["arguments"]
+    assert kv_branch["properties"].keys() == {"key"}
+    assert [next(iter(b["properties"])) for b in full.schema["anyOf"]] == ["tool", "answer"]
+    assert [next(iter(b["properties"])) for b in act.schema["anyOf"]] == ["tool"]

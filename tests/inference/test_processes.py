@@ -8,6 +8,7 @@ the way vLLM does (forked, or spawned as vLLM on CPU does) and may block like vL
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -227,6 +228,21 @@ async def test_stop_shuts_the_engine_down_in_its_thread_and_waits_for_it(
     assert blocking.shutdown_thread == "test-engine"
     await thread.stop()  # twice is fine
     assert blocking.shut_down == ["engine"]
+
+
+async def test_stop_unfreezes_the_heap_the_engine_start_froze(blocking: Blocking) -> None:
+    # VLLMEngine.start freezes the startup heap (freeze_startup_heap, as vllm serve does);
+    # after a shutdown the engine's objects must be collectable again
+    blocking.release.set()
+    thread: EngineThread[str] = EngineThread("test-engine")
+    await thread.start(blocking.build, blocking.shutdown)
+    gc.freeze()
+    try:
+        assert gc.get_freeze_count() > 0
+        await thread.stop()
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
 
 
 async def test_a_failing_build_raises_its_error_from_start() -> None:
