@@ -176,8 +176,13 @@ async def test_completion_logprobs_are_in_the_completions_format(
         ({"model": "fake", "prompt": [], "max_tokens": 2}, "prompt", "1 to 64"),
         ({"model": "fake", "prompt": "hi", "suffix": "x"}, "suffix", "not supported"),
         ({"model": "fake", "prompt": "hi", "extra_body": {"bogus": 1}}, "bogus", "Unrecognized"),
+        (
+            {"model": "fake", "prompt": "hi", "extra_body": {"repetition_penalty": 1.2}},
+            "repetition_penalty",
+            "not supported",
+        ),
     ],
-    ids=["agent", "echo", "n", "logprobs", "no-prompt", "suffix", "unknown"],
+    ids=["agent", "echo", "n", "logprobs", "no-prompt", "suffix", "unknown", "repetition"],
 )
 async def test_bad_completion_requests_are_400s(
     gateway: RunningGateway, fields: dict[str, Any], param: str, says: str
@@ -189,6 +194,21 @@ async def test_bad_completion_requests_are_400s(
     assert error["param"] == param
     assert says in error["message"]
     await still_serving(gateway)
+
+
+async def test_the_request_vllm_bench_serve_sends_is_served(gateway: RunningGateway) -> None:
+    # vllm bench serve's completions client (vllm/benchmarks/lib/endpoint_request_func.py)
+    # always sends vLLM's repetition_penalty, at its neutral 1.0: a 400 failed every request
+    fields = {"model": "fake", "prompt": "Once upon a time", "max_tokens": 4, "stream": True}
+    extra = {"repetition_penalty": 1.0, "ignore_eos": True}
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        for path, body_fields in (
+            ("/v1/completions", {**fields, "logprobs": None}),
+            ("/v1/chat/completions", {**fields, "prompt": None, "messages": USER}),
+        ):
+            sent = {k: v for k, v in {**body_fields, **extra}.items() if v is not None}
+            reply = await http.post(path, json=sent)
+            assert reply.status_code == 200, reply.text
 
 
 async def test_health_is_503_until_the_engine_is_ready(tmp_path: Path) -> None:

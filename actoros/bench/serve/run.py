@@ -211,6 +211,11 @@ class _Run:
         main_after, engine_after = server.cpu_seconds()
         values = sample(saved)
         tokens = values["output_tokens"]
+        if not tokens:  # every request failed: nothing to divide by, and nothing measured
+            raise BenchError(
+                f"actoros bench serve: every request to {name} at concurrency {concurrency} "
+                f"failed; the server's refusals are in {server.log}"
+            )
         # over the client's command, which also loads its tokenizer: the server idles then
         values["main_cpu_ms_per_token"] = 1e3 * (main_after - main_before) / tokens
         values["engine_cpu_ms_per_token"] = 1e3 * (engine_after - engine_before) / tokens

@@ -50,6 +50,7 @@ class CompletionRequest(msgspec.Struct, forbid_unknown_fields=True):
     best_of: int | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    repetition_penalty: float | None = None  # vLLM's extension; vllm bench serve sends 1.0
     logit_bias: dict[str, Any] | None = None
 
     @property
@@ -76,8 +77,12 @@ def _check(r: CompletionRequest) -> None:
         raise bad_request(
             "'best_of' other than n is not supported", param="best_of", code="unsupported_parameter"
         )
-    for field in ("presence_penalty", "frequency_penalty"):
-        if getattr(r, field) not in (None, 0, 0.0):
+    for field, neutral in (
+        ("presence_penalty", 0),
+        ("frequency_penalty", 0),
+        ("repetition_penalty", 1),
+    ):
+        if getattr(r, field) not in (None, neutral):
             raise bad_request(
                 f"'{field}' is not supported by the actoros gateway",
                 param=field,

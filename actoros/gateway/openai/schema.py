@@ -108,6 +108,7 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=True):
     function_call: Any = None
     presence_penalty: Any = None
     frequency_penalty: Any = None
+    repetition_penalty: Any = None  # vLLM's extension
     logit_bias: Any = None
     store: Any = None
     metadata: Any = None
@@ -129,6 +130,7 @@ _NO_OPS: dict[str, tuple[Any, ...]] = {
     "function_call": (None, "none"),
     "presence_penalty": (None, 0, 0.0),
     "frequency_penalty": (None, 0, 0.0),
+    "repetition_penalty": (None, 1, 1.0),
     "logit_bias": (None, {}),
     "store": (None, False),
     "metadata": (None, {}),
