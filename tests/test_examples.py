@@ -25,6 +25,8 @@ import pytest
 
 from actoros import app
 from actoros.config import Config, Workload, WorkloadTask, load_config, load_workload_file
+from actoros.inference.engines import engine_factory
+from actoros.inference.vllm_engine import VLLMEngine
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -93,6 +95,10 @@ def test_demo_runs_smollm2_in_float32_and_gpu_a_larger_hub_model() -> None:
     assert demo.engine_args["dtype"] == "float32"
     assert demo.engine_args["max_model_len"] == 2048
     assert gpu.engine == "vllm" and gpu.model is not None and gpu.model.count("/") == 1
+    # vLLM's own GPU settings reach AsyncEngineArgs as they are (built, not started)
+    engine = engine_factory(gpu)()
+    assert isinstance(engine, VLLMEngine)
+    assert engine._engine_args == {"gpu_memory_utilization": 0.85, "tensor_parallel_size": 1}
 
 
 def test_demo_workload_file_seeds_the_orders_the_questions_ask_about() -> None:

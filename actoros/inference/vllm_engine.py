@@ -17,6 +17,10 @@ Why it is built this way (see docs/vllm.md for the facts behind each line):
 - Prompts go to vLLM as token ids (``render`` tokenizes once, the actor checks the length, vLLM
   does not tokenize again). A chat is rendered with the model's chat template as text, then
   tokenized without adding special tokens: the template already holds them.
+- Each request gets ``SamplingParams`` of its own, marked ``skip_clone`` as ``vllm serve``
+  marks its own: vLLM otherwise deep-copies params a caller might share (~20 µs a request).
+  Not a constrained one: its JSON schema is the caller's (an agent reuses its grammar), and
+  vLLM's guidance backend edits a schema in place, so vLLM keeps copying those.
 - A streamed request asks for ``RequestOutputKind.DELTA`` (each output carries only the new
   tokens); any other for ``FINAL_ONLY`` (one output at the end: no per-step work for a
   request nobody reads token by token).
@@ -278,6 +282,9 @@ class VLLMEngine:
                 logprobs=gen.logprobs,
                 structured_outputs=self._structured(gen.constraint),
                 output_kind=kind.DELTA if gen.stream else kind.FINAL_ONLY,
+                # made for this request alone: vLLM need not deep-copy it, unless it holds a
+                # constraint's schema, which the caller shares and a grammar backend may edit
+                skip_clone=gen.constraint is None,
             )
         except vllm.VLLMValidationError as exc:
             raise _rejected(request_id, gen, exc) from None

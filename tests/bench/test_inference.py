@@ -164,8 +164,7 @@ def test_a_random_prompt_is_shortened_until_the_engine_counts_at_most_the_target
         return [0, *(int(ch) for ch in text)]
 
     prompt = random_prompt(random.Random(1), list(range(10, 30)), 16, decode, encode)
-    assert 8 <= len(prompt.ids) <= 16
-    assert prompt.ids == encode(prompt.text)
+    assert 8 <= len(encode(prompt.text)) <= 16
 
 
 @pytest.mark.vllm  # importing vLLM takes seconds (minutes on a loaded machine)

@@ -185,6 +185,20 @@ async def test_a_schema_vllm_cannot_compile_fails_that_request_only(engine: VLLM
     assert engine.alive
 
 
+async def test_vllm_skips_its_params_copy_unless_a_callers_schema_is_in_them(
+    engine: VLLMEngine,
+) -> None:
+    # params are made per request, so vLLM need not deep-copy them (~20 us), as with
+    # `vllm serve`'s; a constrained request's schema is the caller's and must stay untouched
+    assert engine._sampling_params("plain", Generate(prompt="hi", max_tokens=4)).skip_clone
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    gen = Generate(prompt="A number:", max_tokens=8, constraint=JsonSchema(schema))
+    assert not engine._sampling_params("constrained", gen).skip_clone
+    before = json.dumps(schema, sort_keys=True)
+    assert text_of(await collect(engine, "schema-kept", gen))
+    assert json.dumps(schema, sort_keys=True) == before
+
+
 async def test_a_request_not_streamed_gets_one_final_output(engine: VLLMEngine) -> None:
     gen = Generate(prompt="Count to ten:", max_tokens=12, ignore_eos=True)
     final = await collect(engine, "final-only", gen)

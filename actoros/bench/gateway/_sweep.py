@@ -148,7 +148,7 @@ class _Run:
             prompts = None
             if _parts(series)[2] != "shared":
                 w, rng = self.workload, self.rng
-                prompts = [Prompt(distinct_prompt(w.prompt, rng), []) for _ in range(requests)]
+                prompts = [Prompt(distinct_prompt(w.prompt, rng)) for _ in range(requests)]
             timed = await run_actor(self.agents, concurrency, requests, prompts)
             return {**timed.summary(), "failed": 0.0}
         cpu = process_time()  # this process: the gateway, the actors, the engine's client side

@@ -56,9 +56,9 @@ class FakeBackend:
 
     def prompts(self, count: int, distinct: bool) -> list[Prompt]:
         if not distinct:
-            return [Prompt(self.prompt, [])] * count
+            return [Prompt(self.prompt)] * count
         k = self._tokens
-        return [Prompt(" ".join(self._rng.choices(FAKE_WORDS, k=k)), []) for _ in range(count)]
+        return [Prompt(" ".join(self._rng.choices(FAKE_WORDS, k=k))) for _ in range(count)]
 
     async def start(self) -> None:
         began = perf_counter()
@@ -142,13 +142,12 @@ def random_prompt(
 ) -> Prompt:
     """A prompt of random tokens (as ``vllm bench serve``'s random dataset draws them): text
     decoded from ``target`` random ids, shortened until the engine's own ``encode`` of it
-    (special tokens included) is at most ``target`` tokens. Its ids are that encoding, so the
-    direct path sends exactly what the actor path's render makes of the text."""
+    (special tokens included) is at most ``target`` tokens."""
     drawn = rng.choices(vocabulary, k=target)
     while True:
         text = decode(drawn)
         ids = encode(text)
         if len(ids) <= target or len(drawn) <= 1:
-            return Prompt(text, ids)
+            return Prompt(text)
         # shrink in proportion (a token may decode to text that encodes as several)
         drawn = drawn[: max(1, min(len(drawn) - 1, len(drawn) * target // len(ids)))]

@@ -3,8 +3,8 @@
 - **direct**: ``concurrency`` asyncio tasks, each streaming its share of the requests straight
   from the engine (vLLM's ``AsyncLLM.generate``, or ``FakeEngine.generate``) — the limit.
 - **actor**: ``concurrency`` agent actors; each, from its ``receive``, streams its requests
-  from the ``InferenceActor`` (``actoros.inference.actor.stream``) one after another — the
-  product path.
+  from the ``InferenceActor`` (an ask answered with a ``CompletionStream``) one after
+  another — the product path.
 - **sequential**: one agent that asks for one ``Completion`` at a time, as a naive agent loop
   does — what batching is measured against.
 
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 
 from actoros import Actor, ActorRef, ActorSystem, Context
-from actoros.inference.actor import stream
+from actoros.inference.actor import CompletionStream
 from actoros.inference.engine import Engine
 from actoros.inference.messages import ChatMessage, Completion, Generate, TokenDelta
 
@@ -46,11 +46,9 @@ class RequestSample(NamedTuple):
 
 
 class Prompt(NamedTuple):
-    """One request's prompt: its text (what the actor gets) and, for vLLM, its token ids as
-    the engine renders that text (what the direct path sends)."""
+    """One request's prompt, the text both paths send (each tokenizes it once)."""
 
     text: str
-    ids: list[int]
 
 
 class Backend(Protocol):
@@ -195,7 +193,9 @@ class Work(msgspec.Struct, frozen=True):
 
 
 class StreamingAgent(Actor):
-    """An agent that streams each of its requests from the inference actor, from ``receive``."""
+    """An agent that streams each of its requests from the inference actor, from ``receive``:
+    it asks with ``Generate(stream=True)`` and iterates the ``CompletionStream`` it gets, as
+    ``LLMAgent`` and the gateway do."""
 
     def __init__(self, inference: ActorRef, gen: Generate) -> None:
         self.inference = inference
@@ -207,11 +207,15 @@ class StreamingAgent(Actor):
             stamps: list[float] = []
             completion: Completion | None = None
             start = perf_counter()
-            async for item in stream(self.inference, gen, timeout=None):
-                if isinstance(item, TokenDelta):
-                    stamps.append(perf_counter())
-                else:
-                    completion = item
+            reply: CompletionStream = await self.inference.ask(gen, timeout=None)
+            try:
+                async for item in reply:
+                    if isinstance(item, TokenDelta):
+                        stamps.append(perf_counter())
+                    else:
+                        completion = item
+            finally:
+                await reply.aclose()
             end = perf_counter()
             assert completion is not None
             usage = completion.usage

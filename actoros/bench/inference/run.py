@@ -120,10 +120,11 @@ async def _level(
     distinct: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Direct and actor at one concurrency, back to back in ``order``; each request with its
-    own prompt (``distinct``) or all with the shared one. Prompts are drawn before timing."""
+    own prompt (``distinct``) or all with the shared one. Prompts are drawn before timing, and
+    both paths get the same ones (prefix caching is off: the second run gains nothing)."""
     stats = {}
+    prompts = backend.prompts(requests, distinct)
     for path in order:
-        prompts = backend.prompts(requests, distinct)
         if path == "direct":
             timed = await run_direct(backend, concurrency, prompts, tag=f"{tag}-{path}")
         else:
