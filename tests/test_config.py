@@ -193,8 +193,8 @@ def test_unknown_key_names_the_key_its_line_and_the_known_keys(tmp_path: Path) -
 
 def test_unknown_top_level_section_is_an_error(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "sytem: {name: x}\n") == [
-        "1: sytem: unknown key (known: agents, gateway, groups, inference, services, system, "
-        "topics, workload)"
+        "1: sytem: unknown key (known: agents, cluster, gateway, groups, inference, services, "
+        "system, topics, workload)"
     ]
 
 
@@ -691,8 +691,8 @@ def test_decode_errors_in_different_sections_and_agents_are_all_reported(tmp_pat
         "1: system.colour: unknown key (known: log_format, log_level, name, state_dir)",
         "4: agents[1].kind: Invalid enum value 'robot'",
         "5: agents[2].max_steps: Expected 'int', got 'str'",
-        "6: topix: unknown key (known: agents, gateway, groups, inference, services, system, "
-        "topics, workload)",
+        "6: topix: unknown key (known: agents, cluster, gateway, groups, inference, services, "
+        "system, topics, workload)",
     ]
 
 

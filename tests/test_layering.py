@@ -35,13 +35,16 @@ ALLOWED: dict[str, frozenset[str]] = {
         "agents": ("core", "config", "kernel", "inference"),
         # the gateway reaches the running system through its Host protocol, not the app
         "gateway": ("core", "config", "kernel", "inference", "agents"),
-        "app": (*BELOW_APP, "logging"),
+        # nodes on Ray: refs, links, node processes; knows the core only (the app builds
+        # what a node runs)
+        "cluster": ("core",),
+        "app": (*BELOW_APP, "cluster", "logging"),
         # helpers for users' tests and for stopping a run's processes
         "testing": ("core", "logging"),
         "stopping": ("core", "inference"),
         # tools on top: nothing imports them but the CLI (and bench's children)
-        "bench": (*BELOW_APP, "app", "logging", "testing"),
-        "cli": (*BELOW_APP, "app", "bench", "logging", "stopping"),
+        "bench": (*BELOW_APP, "app", "cluster", "logging", "testing"),
+        "cli": (*BELOW_APP, "app", "bench", "cluster", "logging", "stopping"),
         "__init__": ("core", "logging"),
         "__main__": ("cli",),
     }.items()
@@ -165,6 +168,17 @@ def test_only_the_engine_modules_import_vllm() -> None:
     }
     outside = [p for p in modules(PACKAGE) if p not in engines]
     assert violations(outside, ["vllm"]) == []
+
+
+def test_only_the_cluster_imports_ray() -> None:
+    outside = [p for p in modules(PACKAGE) if part_of(p) != "cluster"]
+    assert violations(outside, ["ray"]) == []
+
+
+def test_the_cluster_loads_without_ray_where_it_can() -> None:
+    # what the app and the config need of it imports no ray: only the node processes do
+    for name in ("wire.py", "remote.py", "node.py", "spec.py", "__init__.py"):
+        assert violations([PACKAGE / "cluster" / name], ["ray"]) == [], name
 
 
 def test_only_the_config_loader_and_the_cli_read_yaml() -> None:

@@ -30,7 +30,6 @@ from typing import Any
 import structlog
 
 from actoros.agents import LLMAgent, RuleAgent
-from actoros.agents.permissions import access_permissions
 from actoros.config import AgentConfig, Config, GroupConfig, normalize_tools
 from actoros.core import (
     Actor,
@@ -59,7 +58,7 @@ from actoros.kernel import (
 )
 from actoros.kernel._sqlite import DatabaseOpenError
 
-from . import workload
+from . import cluster, workload
 from .host import GATEWAY, KERNEL, System, config_problem
 
 __all__ = ["IMPLICIT_GROUP", "group_specs", "kernel_spec", "start_system"]
@@ -81,20 +80,21 @@ async def start_system(config: Config) -> System:
     actors = ActorSystem(config.system.name, strategy="rest_for_one")
     system = System(config, actors)
     system.lock_state_dir()
-    access = AccessControl({a.name: access_permissions(a) for a in config.agents})
+    access = cluster.access_of(config)
     groups = _groups(config)
-    for name, _, children in groups:
-        for child in children:
-            system.agent_paths[child] = f"/{name}/{child}"
-            system.agent_names[f"/{name}/{child}"] = child
+    cluster.agent_paths(system, groups)
+    elsewhere = cluster.remote_groups(config)  # groups that other nodes run
     try:
         await actors.start()
         try:
             await actors.spawn_supervisor(kernel_spec(system, access), name=KERNEL)
         except DatabaseOpenError as exc:
             raise config_problem(_database_key(config, exc.path), str(exc)) from exc
-        for name, spec in group_specs(system, access):
-            await actors.spawn_supervisor(spec, name=name)
+        for name, spec in group_specs(system, access, only=None):
+            if name not in elsewhere:
+                await actors.spawn_supervisor(spec, name=name)
+        if cluster.enabled(config):
+            system.cluster = await cluster.start_cluster(system)
         await _subscribe(system)
         follow_restarts(system)
         if config.gateway is not None:  # last: it stops first, before the agents it serves
@@ -218,9 +218,12 @@ def _groups(config: Config) -> list[tuple[str, GroupConfig | None, tuple[str, ..
     return groups
 
 
-def group_specs(system: System, access: AccessControl) -> list[tuple[str, SupervisorSpec]]:
-    """Each agent group's supervisor, by name, in start order (the kernel must be running:
-    the LLM agents' prompts describe the tools the running tool registry holds)."""
+def group_specs(
+    system: System, access: AccessControl, only: set[str] | None = None
+) -> list[tuple[str, SupervisorSpec]]:
+    """Each agent group's supervisor (those in ``only``, if given), by name, in start order
+    (the kernel must be running: the LLM agents' prompts describe the tools the running tool
+    registry holds)."""
     config = system.config
     registry = _tool_registry(config, system.service("kv"))
     schemas = registry.summaries()
@@ -228,6 +231,8 @@ def group_specs(system: System, access: AccessControl) -> list[tuple[str, Superv
     by_name = {a.name: a for a in config.agents}
     specs = []
     for name, group, children in _groups(config):
+        if only is not None and name not in only:
+            continue
         agents = [_agent_spec(system, by_name[c], access, schemas, parameters) for c in children]
         if group is None:
             spec = SupervisorSpec(children=agents)

@@ -10,6 +10,7 @@ the system only through this surface (``gateway.host.Host``).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
@@ -49,6 +50,7 @@ class System:
         # agent that cannot answer was stopped, so its task is interrupted, not finished
         self.stopping = False
         self.lock = StateDirLock(config.system.state_dir)
+        self.cluster: Any = None  # the head of a cluster (app/cluster.py), when configured
 
     def service(self, name: str) -> ActorRef | None:
         return self.actors.lookup(f"/{KERNEL}/{name}")
@@ -99,6 +101,10 @@ class System:
                     await scheduler.ask(Drain(), timeout=5.0)
                 except Exception as exc:  # restarting or gone: its journal keeps the queue
                     log.debug("app.drain_failed", error=repr(exc))
-            await self.actors.shutdown(timeout=timeout)
+            await self.actors.shutdown(timeout=timeout)  # /cluster stops the nodes first
         finally:
-            self.lock.release()
+            try:
+                if self.cluster is not None:
+                    await self.cluster.stop()
+            finally:
+                self.lock.release()

@@ -39,6 +39,7 @@ from actoros.core import AskTimeout
 from actoros.kernel import Task, TaskResult
 from actoros.kernel.scheduler import Forget, TaskInterrupted, journaled_results, task_digest
 
+from . import cluster
 from .host import System
 
 __all__ = [
@@ -151,22 +152,39 @@ def handler(system: System, timeout: float) -> Callable[[Task], Awaitable[msgspe
 
 
 async def ask_agent(system: System, agent: str, value: Any, timeout: float) -> TaskOutcome:
-    """One workload task: the agent's reply or the error, and the seconds it took."""
+    """One workload task: the agent's reply or the error, and the seconds it took.
+
+    On a cluster, a task that fails while a node is lost (its agent, or one it asked, ran
+    there) runs again once the head has that node's groups running again, within the same
+    ``timeout``: a lost node costs the task time, not its answer (``app/cluster.py``)."""
     began = time.perf_counter()
+    deadline = began + timeout
+    while True:
+        since = cluster.losses(system)
+        output, error = await _attempt(system, agent, _message(value), deadline, timeout)
+        if error is None or system.stopping or not cluster.disturbed(system, since):
+            break
+        log.warning("workload.task_again", agent=agent, error=error)
+        if not await cluster.settle(system, deadline - time.perf_counter()):
+            break
+    return TaskOutcome(output=output, error=error, seconds=round(time.perf_counter() - began, 4))
+
+
+async def _attempt(
+    system: System, agent: str, message: UserMessage, deadline: float, timeout: float
+) -> tuple[str | None, str | None]:
     ref = system.agent(agent)
     try:
         if ref is None:
             raise AgentError(agent, "no such agent is running")
-        reply = await ref.ask(_message(value), timeout=timeout)
+        reply = await ref.ask(message, timeout=max(deadline - time.perf_counter(), 0.001))
         if not isinstance(reply, AgentReply):
             raise AgentError(agent, f"answered {type(reply).__name__}")
-        output, error = reply.text, None
+        return reply.text, None
     except AskTimeout:
-        output, error = None, f"timed out after {timeout:g} s"
+        return None, f"timed out after {timeout:g} s"
     except Exception as exc:  # an agent's error is the task's result, not a worker crash
-        output = None
-        error = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
-    return TaskOutcome(output=output, error=error, seconds=round(time.perf_counter() - began, 4))
+        return None, str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
 
 
 def _message(value: str | dict[str, Any]) -> UserMessage:

@@ -12,4 +12,6 @@ header, targets, writing the files, ``BenchError``, number formatting, logging).
 - ``agents``: rule agents and LLM agents processing a workload end to end.
 - ``gateway``: the OpenAI-compatible gateway under load from the ``openai`` client.
 - ``chaos``: the system under faults, as real ``actoros run`` processes.
+- ``cluster``: actoros nodes on a local Ray cluster — cross-node ask and tell against Ray's own
+  actor calls, CPU-bound work on one node vs two, recovery from a killed node.
 """

@@ -184,6 +184,23 @@ def add_bench(subcommands: Subcommands) -> None:
         help="keep every run's folder (config, results, stderr, state dir) in DIR",
     )
     chaos.set_defaults(handler=_bench_chaos)
+    cluster = _benchmark(
+        benchmarks,
+        "cluster",
+        help="actoros nodes on a local Ray cluster: transport, scaling, node loss",
+        description="On a local Ray cluster of two one-CPU Ray nodes, measure cross-node ask "
+        "and tell against Ray's own actor calls between the same processes, the same CPU-bound "
+        "work on one node and on two, and the recovery time of a SIGKILLed node; write "
+        "cluster.json, cluster.md and cluster.png. Needs Ray (the 'cluster' extra).",
+        quick="small counts, one repeat (well under a minute)",
+    )
+    cluster.add_argument(
+        "--repeats",
+        type=positive_int,
+        metavar="N",
+        help="runs per measurement (default: 3; --quick: 1)",
+    )
+    cluster.set_defaults(handler=_bench_cluster)
 
 
 def _run_bench(args: argparse.Namespace, name: str, **options: Any) -> int:
@@ -249,3 +266,7 @@ def _bench_chaos(args: argparse.Namespace) -> int:
     return _run_bench(
         args, "chaos", engine=args.engine, model=args.model, seed=args.seed, keep=keep
     )
+
+
+def _bench_cluster(args: argparse.Namespace) -> int:
+    return _run_bench(args, "cluster", repeats=args.repeats)

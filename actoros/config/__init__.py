@@ -1,9 +1,10 @@
 """The ``config.yaml`` schema and its loader.
 
 A config file describes one whole system: the kernel (``system``, ``services``), the model
-(``inference``), the agents, how they are supervised (``groups``), the pub/sub ``topics`` and
-the ``workload`` to run, and the HTTP ``gateway``. Every section is a frozen msgspec Struct
-with defaults where one makes sense; an unknown key is an error, never silently ignored.
+(``inference``), the agents, how they are supervised (``groups``), the pub/sub ``topics``, the
+``workload`` to run, the HTTP ``gateway`` and the Ray ``cluster`` it may run on. Every section
+is a frozen msgspec Struct with defaults where one makes sense; an unknown key is an error,
+never silently ignored.
 
 ``load_config(path)`` reads a file and returns a ``Config``, or raises ``ConfigError`` with
 *every* problem it found, each a ``Problem(path, line, message)`` rendered as one line::
@@ -30,11 +31,13 @@ from .schema import (
     BUILTIN_TOOLS,
     AgentConfig,
     Backoff,
+    ClusterConfig,
     Config,
     GatewayConfig,
     GatewayToken,
     GroupConfig,
     InferenceConfig,
+    NodeConfig,
     Permissions,
     Rule,
     SchedulerConfig,
@@ -54,12 +57,14 @@ __all__ = [
     "BUILTIN_TOOLS",
     "AgentConfig",
     "Backoff",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "GatewayConfig",
     "GatewayToken",
     "GroupConfig",
     "InferenceConfig",
+    "NodeConfig",
     "Permissions",
     "Problem",
     "Rule",

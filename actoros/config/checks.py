@@ -8,13 +8,17 @@ a loop of rule agents for ever (``delegation.py``); agent kinds have their parts
 are not the kernel's or, with agents in no group, the implicit group's; the state folder and
 database files can be what they must be; a workload file exists and reads, and no task id
 is given twice (inline or in the file); the gateway's
-tokens are well formed and name known agents, and a gateway without tokens stays on loopback.
+tokens are well formed and name known agents, and a gateway without tokens stays on loopback;
+a cluster's nodes are unique, place each known group once and ask only for what Ray can give
+(on this machine, when it starts Ray here), and Ray is installed when the backend is Ray.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +29,14 @@ from .paths import database_problem, folder_problem
 from .problems import ConfigError, Key, Problem, line_of, render_key
 from .schema import (
     BUILTIN_TOOLS,
+    RAY_ADDRESS,
+    RAY_BUILTIN_RESOURCES,
     USER_TOOL,
     AgentConfig,
+    ClusterConfig,
     Config,
     GatewayConfig,
+    NodeConfig,
     Rule,
     Workload,
 )
@@ -79,7 +87,9 @@ class _Checker:
         if self.config.gateway is not None:
             yield from self.gateway(self.config.gateway)
         if self.config.inference is not None:
-            yield from self.inference_args(self.config.inference.engine_args)
+            yield from self.inference_args(self.config.inference.engine_args, ("inference",))
+        if self.config.cluster is not None:
+            yield from self.cluster(self.config.cluster)
 
     def problem(self, at: Key, message: str) -> Problem:
         return Problem(render_key(at), line_of(self.lines, at), message)
@@ -337,14 +347,109 @@ class _Checker:
                 yield self.problem(at, f"{path}: unknown agent {task.agent!r}")
                 return
 
-    def inference_args(self, engine_args: dict[str, Any]) -> Iterator[Problem]:
+    def inference_args(self, engine_args: dict[str, Any], here: Key) -> Iterator[Problem]:
         """The engine settings with a key of their own are set there, in one place."""
         for arg, key in (("enable_prefix_caching", "prefix_caching"), ("block_size", "block_size")):
             if arg in engine_args:
                 yield self.problem(
-                    ("inference", "engine_args", arg),
+                    (*here, "engine_args", arg),
                     f"set inference.{key} instead of engine_args.{arg}",
                 )
+
+    def cluster(self, cluster: ClusterConfig) -> Iterator[Problem]:
+        here: Key = ("cluster",)
+        if not RAY_ADDRESS.match(cluster.address):
+            yield self.problem(
+                (*here, "address"),
+                f"{cluster.address!r} is not 'local', 'auto' or 'ray://host:port'",
+            )
+        if cluster.backend == "local":
+            if cluster.nodes:
+                yield self.problem(
+                    (*here, "nodes"),
+                    "nodes are only used with backend: ray (set cluster.backend: ray, "
+                    "or remove the nodes)",
+                )
+            return
+        if not ray_installed():
+            yield self.problem(
+                (*here, "backend"), "ray needs Ray: pip install -e '.[cluster]' (or `make setup`)"
+            )
+        if not cluster.nodes:
+            yield self.problem(
+                (*here, "nodes"),
+                "backend ray needs at least one node; list the nodes and the groups each "
+                "runs (the first node is the head)",
+            )
+        yield from self.nodes(cluster.nodes)
+        if cluster.address == "local":
+            yield from self.local_resources(cluster.nodes)
+
+    def nodes(self, nodes: tuple[NodeConfig, ...]) -> Iterator[Problem]:
+        groups = {group.name for group in self.config.groups}
+        first: dict[str, int] = {}
+        node_of: dict[str, str] = {}  # group -> the node it runs on
+        for i, node in enumerate(nodes):
+            here: Key = ("cluster", "nodes", i)
+            if node.name in first:
+                yield self.problem(
+                    (*here, "name"),
+                    f"duplicate node name {node.name!r} (also nodes[{first[node.name]}])",
+                )
+            first.setdefault(node.name, i)
+            for j, group in enumerate(node.groups):
+                at: Key = (*here, "groups", j)
+                if group not in groups:
+                    yield self.problem(at, f"unknown group {group!r} {known(groups, group)}")
+                elif group not in node_of:
+                    node_of[group] = node.name
+                elif node_of[group] == node.name:
+                    yield self.problem(at, f"group {group!r} is listed twice on this node")
+                else:
+                    yield self.problem(
+                        at,
+                        f"group {group!r} is on two nodes, {node_of[group]!r} and "
+                        f"{node.name!r}: a group runs on one node, remove it from one",
+                    )
+            if node.inference and i > 0:
+                yield self.problem(
+                    (*here, "inference"),
+                    "an inference engine per node is not built yet: the head's inference "
+                    "actor serves the agents of every node; remove inference: true",
+                )
+            elif node.inference and self.config.inference is None:
+                yield self.problem(
+                    (*here, "inference"), "a node's inference actor needs an 'inference' section"
+                )
+            if node.engine_args and not node.inference:
+                yield self.problem(
+                    (*here, "engine_args"), "engine_args are only used with inference: true"
+                )
+            yield from self.inference_args(node.engine_args, here)
+
+    def local_resources(self, nodes: tuple[NodeConfig, ...]) -> Iterator[Problem]:
+        """``address: local`` starts Ray on this machine: it has this machine's CPUs and GPUs,
+        and no custom resource; a node asking for more would wait for ever to be placed."""
+        for i, node in enumerate(nodes):
+            for name in node.resources:
+                if name not in RAY_BUILTIN_RESOURCES:
+                    yield self.problem(
+                        ("cluster", "nodes", i, "resources", name),
+                        f"custom resource {name!r}: a Ray started here (address: local) has "
+                        "none; join a cluster that has it (cluster.address) or remove it",
+                    )
+        for name, have, what in (("CPU", local_cpus(), "CPUs"), ("GPU", local_gpus(), "GPUs")):
+            total = 0.0
+            for i, node in enumerate(nodes):
+                total += node.resources.get(name, 0.0)
+                if total > have + 1e-9:  # at the node that asks for one too many
+                    yield self.problem(
+                        ("cluster", "nodes", i, "resources", name),
+                        f"the nodes ask for {total:g} {what} in all and this machine has {have} "
+                        f"(address: local starts Ray here): lower the nodes' {name}, or join "
+                        "a cluster (cluster.address)",
+                    )
+                    break
 
     def gateway(self, gateway: GatewayConfig) -> Iterator[Problem]:
         here: Key = ("gateway",)
@@ -386,6 +491,33 @@ class _Checker:
             for j, name in enumerate(token.agents):
                 if name != "*":
                     yield from self.agent((*at, "agents", j), name)
+
+
+def ray_installed() -> bool:
+    """Whether the ``ray`` package can be imported (found, not imported: importing it is slow)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # a ``ray`` module without a spec in sys.modules: it is there
+        return True
+
+
+def local_cpus() -> int:
+    """The CPUs of this machine, as a Ray started here counts them."""
+    return os.cpu_count() or 1
+
+
+def local_gpus(dev: Path = Path("/dev")) -> int:
+    """The GPUs a Ray started here sees: those ``CUDA_VISIBLE_DEVICES`` names when it is set
+    (``""`` or ``-1``: none), else the NVIDIA device files (``/dev/nvidia0``, ...)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = 0
+        for device in visible.split(","):
+            if not device.strip() or device.strip().startswith("-"):
+                break  # CUDA stops at the first entry that is not a device
+            count += 1
+        return count
+    return len(list(dev.glob("nvidia[0-9]*")))
 
 
 def is_loopback(host: str) -> bool:

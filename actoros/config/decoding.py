@@ -48,7 +48,7 @@ def _decode_problem(
     text: str, lines: dict[Key, int], prefix: Key = (), data: Any = None
 ) -> Problem:
     message, at = split_validation_error(text)
-    at = (*prefix, *at)
+    at = _entry_at(message, (*prefix, *at), data)
     bounded = out_of_range(message, at, data)
     if bounded is not None:
         return Problem(render_key(at), line_of(lines, at), bounded)
@@ -81,6 +81,38 @@ def out_of_range(message: str, at: Key, data: Any, root: type = Config) -> str |
     return f"{_show(_value_at(data, at))} is out of range (allowed: {_allowed(number)})"
 
 
+def _entry_at(message: str, at: Key, data: Any) -> Key:
+    """``at`` and the key of the mapping's value out of range, when ``at`` is a mapping of
+    numbers (``resources: {CPU: -1}``): msgspec names no key of a mapping (``[...]``)."""
+    kind = _type_at(at, Config)
+    mapping = _value_at(data, at)
+    if not (
+        _BOUND.match(message)
+        and isinstance(kind, mi.DictType)
+        and isinstance(kind.value_type, mi.IntType | mi.FloatType)
+        and isinstance(mapping, dict)
+    ):
+        return at
+    for key, value in mapping.items():
+        if isinstance(key, str) and not _within(value, kind.value_type):
+            return (*at, key)
+    return at
+
+
+def _within(value: Any, kind: mi.IntType | mi.FloatType) -> bool:
+    """Whether ``value`` is in the range of ``kind`` (anything but a number: yes, here)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return True
+    if value != value:  # nan is in no range
+        return False
+    return (
+        (kind.ge is None or value >= kind.ge)
+        and (kind.gt is None or value > kind.gt)
+        and (kind.le is None or value <= kind.le)
+        and (kind.lt is None or value < kind.lt)
+    )
+
+
 def _keys_at(at: Key) -> tuple[str, ...]:
     """The keys the section at ``at`` accepts (list indexes skipped), sorted."""
     struct = _struct_in(_type_at(at, Config))
@@ -93,10 +125,13 @@ def _type_info(root: type) -> mi.Type:
 
 
 def _type_at(at: Key, root: type) -> mi.Type | None:
-    """The schema's type of the value at ``at`` (list indexes skipped); a union's number
-    member when it has one (``max_in_flight: int | None``)."""
+    """The schema's type of the value at ``at`` (list indexes skipped, a mapping's key: its
+    values' type); a union's number member when it has one (``max_in_flight: int | None``)."""
     kind: mi.Type | None = _type_info(root)
     for step in at:
+        if isinstance(kind, mi.DictType):  # a key of a mapping: its values' type
+            kind = kind.value_type
+            continue
         section = _struct_in(kind)
         if section is None:
             return None

@@ -30,6 +30,15 @@ NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 DAY = 86_400.0
 """The longest timeout or delay, in seconds; ``.inf`` is never a valid time."""
 
+RAY_ADDRESS = re.compile(
+    r"^(local|auto|ray://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5})$"
+)
+"""Where a Ray cluster is: ``local`` (start one in this process), ``auto`` (join the one
+running on this machine) or ``ray://host:port`` (a Ray client address)."""
+
+RAY_BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+"""The resources every Ray node has; any other key is a custom resource of a cluster."""
+
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -341,6 +350,53 @@ class GatewayConfig(_Section, frozen=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
+class NodeConfig(_Section, frozen=True):
+    """One entry of ``cluster.nodes:`` — a process, placed by Ray, that runs some groups.
+
+    ``groups``: names of entries of ``groups:`` that run in this node (a group runs on one
+    node only). ``resources``: what Ray reserves for the node's process, by Ray resource name:
+    ``CPU``, ``GPU``, ``memory`` and ``object_store_memory`` (in bytes), or a custom resource
+    of the cluster; ``{CPU: 0}`` reserves nothing. ``inference``: the node runs an inference
+    actor (an engine, as the ``inference:`` section describes) of its own; ``engine_args``
+    are passed through to that node's engine (``tensor_parallel_size``, ...).
+    """
+
+    name: Name
+    groups: tuple[str, ...] = ()
+    # one bound for counts and bytes: a petabyte of memory is the most a node may ask for
+    resources: dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=100)],
+        Annotated[float, msgspec.Meta(ge=0, le=1e15)],
+    ] = msgspec.field(default_factory=lambda: {"CPU": 1.0})
+    inference: bool = False
+    engine_args: dict[str, Any] = {}
+
+
+class ClusterConfig(_Section, frozen=True):
+    """``cluster:`` — where the actors run: one process (``local``), or Ray actors (``ray``).
+
+    With ``backend: ray`` each of ``nodes`` is a process that Ray places, running the groups
+    it names. The first node listed is the head: it hosts the kernel services and every group
+    no node names (the implicit ``agents`` group too). ``address``: ``local`` starts a Ray
+    instance in this process (on this machine), ``auto`` joins the one already running here
+    and ``ray://host:port`` joins a remote cluster. ``heartbeat``: seconds between liveness
+    pings of each node. ``max_restarts`` / ``within``: the head's intensity for restarting
+    nodes whose process died (more restarts than that within that many seconds fail the
+    system, as a group's would). Messages between nodes are encoded by msgspec; ``pickle: true``
+    allows pickle as a declared fallback for those msgspec cannot carry (loading a pickle
+    runs code: only between nodes you trust). No section, or ``backend: local``: the single
+    process of a system without a cluster.
+    """
+
+    backend: Literal["local", "ray"] = "local"
+    address: Annotated[str, msgspec.Meta(min_length=1, max_length=300)] = "local"
+    heartbeat: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+    max_restarts: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 3
+    within: Timeout = 60.0
+    pickle: bool = False
+    nodes: tuple[NodeConfig, ...] = ()
+
+
 class Config(_Section, frozen=True):
     """A whole ``config.yaml``; every section is optional."""
 
@@ -352,3 +408,4 @@ class Config(_Section, frozen=True):
     topics: tuple[TopicConfig, ...] = ()
     workload: Workload | None = None
     gateway: GatewayConfig | None = None
+    cluster: ClusterConfig | None = None

@@ -98,6 +98,9 @@ class ActorSystem:
         self._dead_letters = 0
         self._debug = True
         self._ask_slots: dict[float, dict[asyncio.Future[Any], tuple[ActorRef, Any, float]]] = {}
+        # Set by a cluster node (actoros.cluster): finds a path that is not here on the node
+        # that hosts its top-level group.
+        self._resolver: Callable[[str], ActorRef | None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -290,6 +293,8 @@ class ActorSystem:
 
         A bare name matches a top-level actor first, else the only actor with that name
         anywhere; a name used by several actors raises ``LookupError`` listing their paths.
+        On a cluster node, a path whose top-level group lives on another node gives a ref to
+        it there (``actoros.cluster``); bare names are looked up on this node only.
         """
         root = self._root
         if root is None:
@@ -301,7 +306,8 @@ class ActorSystem:
                     continue
                 cell = (cell._children or {}).get(part) if cell is not None else None
             if cell is None or cell is root or cell._state == STOPPED:
-                return None
+                resolver = self._resolver
+                return resolver(path_or_name) if resolver is not None else None
             return cell.ref
         top = (root._children or {}).get(path_or_name)
         if top is not None:

@@ -1,0 +1,92 @@
+"""``actoros run``'s system split over two nodes: the shipped fake example with its ``workers``
+group on a second node gives the same answers as on one.
+
+This process is the head (kernel, scheduler journal, the ``front`` group, the workload); the
+``workers`` group (two LLM agents) runs in a node process on the session's Ray cluster and
+reaches the head's inference actor, threads and tools through remote refs. The head runs on the
+test's own loop, so these tests run on asyncio and uvloop both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from app.configs import fake_config, lines_of, slow_fake_config
+
+from actoros.app import cluster as app_cluster
+from actoros.app import run_system
+from actoros.config import ClusterConfig, Config, ConfigError, NodeConfig
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
+
+
+def split(config: Config, **worker: object) -> Config:
+    nodes = (
+        NodeConfig(name="head", groups=("front",), resources={"CPU": 0.0}),
+        NodeConfig(name="workers", groups=("workers",), resources={"CPU": 0.5}, **worker),  # type: ignore[arg-type]
+    )
+    cluster = ClusterConfig(backend="ray", address="auto", heartbeat=0.5, nodes=nodes)
+    return msgspec.structs.replace(config, cluster=cluster)
+
+
+def timeless(config: Config) -> Config:
+    """The example without the clock tool, whose answers (and so the fake model's next
+    prompts) change with the second a run happens in."""
+    agents = tuple(
+        msgspec.structs.replace(a, tools=tuple(t for t in a.tools if t != "clock"))
+        for a in config.agents
+    )
+    return msgspec.structs.replace(config, agents=agents)
+
+
+async def test_the_fake_example_on_two_nodes_answers_as_on_one(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    alone, apart = io.StringIO(), io.StringIO()
+    one = await run_system(timeless(fake_config(tmp_path / "one")), out=alone)
+    two = await run_system(split(timeless(fake_config(tmp_path / "two"))), out=apart)
+    assert (two.tasks, two.ok, two.failed) == (one.tasks, one.ok, one.failed) == (20, 20, 0)
+    by_id = {line["id"]: line for line in lines_of(alone)}
+    for line in lines_of(apart):
+        assert line["output"] == by_id[line["id"]]["output"], line["id"]
+    assert two.output_tokens == one.output_tokens > 0
+
+
+async def test_a_node_with_its_own_engine_is_refused_as_not_built(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="an inference engine per node is not built yet"):
+        await run_system(split(fake_config(tmp_path), inference=True), out=io.StringIO())
+
+
+async def test_a_node_killed_mid_workload_loses_no_task(
+    ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL of the workers node's process while its agents answer: the head restarts the
+    node with its group, the tasks it was running are asked again, every task is answered."""
+    heads: list[Any] = []
+    start = app_cluster.start_cluster
+
+    async def keep_head(system: Any) -> Any:
+        heads.append(await start(system))
+        return heads[-1]
+
+    monkeypatch.setattr(app_cluster, "start_cluster", keep_head)
+    out = io.StringIO()
+    config = split(timeless(slow_fake_config(tmp_path, token_delay=0.01)))
+    running = asyncio.ensure_future(run_system(config, out=out))
+    while len(lines_of(out)) < 3:  # some tasks answered, the rest on their way
+        assert not running.done(), running
+        await asyncio.sleep(0.01)
+    first = heads[0].pids()["workers"]
+    os.kill(first, signal.SIGKILL)
+    summary = await asyncio.wait_for(running, 90)
+    assert (summary.tasks, summary.ok, summary.failed) == (20, 20, 0)
+    assert sorted(line["id"] for line in lines_of(out)) == [f"q{i:02d}" for i in range(1, 21)]
