@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -203,3 +204,72 @@ def test_render_fits_the_terminal_and_says_what_it_left_out() -> None:
     assert lines[-1].startswith("… ") and "more rows" in lines[-1]
     colored = render(msgspec.convert(payload, TreeFrame), url="http://x", color=True)
     assert "\x1b[31m" in colored  # restarts in red
+
+
+def frame_of(rows: list[ActorInfo], groups: tuple[dict[str, Any], ...] = ()) -> TreeFrame:
+    payload = {
+        "system": "s",
+        "time": 0.0,
+        "uptime_s": 1.0,
+        "hidden": sum(group["hidden"] for group in groups),
+        "inference": None,
+        "totals": {
+            "actors": len(rows),
+            "restarts": 0,
+            "mailbox": 0,
+            "processed": 0,
+            "dead_letters": 0,
+        },
+        "actors": [msgspec.to_builtins(r) for r in rows] + list(groups),
+    }
+    return msgspec.convert(payload, TreeFrame)
+
+
+def row(path: str, node: str | None = None) -> ActorInfo:
+    parent, _, name = path.rpartition("/")
+    return ActorInfo(
+        path=path,
+        parent=parent or None,
+        name=name,
+        kind="Worker",
+        state="running",
+        restarts=0,
+        mailbox=0,
+        processed=0,
+        children=0,
+        node=node,
+    )
+
+
+def test_render_of_a_single_process_has_no_node_column() -> None:
+    text = render(frame_of([row("/front"), row("/front/a")]), url="http://x")
+    header = text.splitlines()[4]
+    assert header.split() == ["ACTOR", "KIND", "STATE", "RESTARTS", "MAILBOX", "PROCESSED"]
+    assert "NODE" not in text
+
+
+def test_render_of_a_cluster_shows_each_actors_node_after_its_path() -> None:
+    rows = [row("/front", "head"), row("/workers", "workers"), row("/workers/w0", "workers")]
+    group = {
+        "type": "ActorGroup",
+        "path": "/workers/…",
+        "parent": "/workers",
+        "name": "… 3 more actors",
+        "restarts": 0,
+        "mailbox": 0,
+        "processed": 0,
+        "hidden": 3,
+    }
+    lines = render(frame_of(rows, (group,)), url="http://x").splitlines()
+    header, body = lines[4], lines[5:]
+    assert header.split()[:3] == ["ACTOR", "NODE", "KIND"]
+    assert [line.split()[:3] for line in body[:3]] == [
+        ["/front", "head", "Worker"],
+        ["/workers", "workers", "Worker"],
+        ["/workers/w0", "workers", "Worker"],
+    ]
+    node_column = slice(header.index("NODE"), header.index("KIND"))
+    assert body[3].strip().startswith("… 3 more") and not body[3][node_column].strip()
+    assert header.index("NODE") == body[0].index("head")  # the column lines up
+    narrow = render(frame_of(rows, (group,)), url="http://x", width=60).splitlines()
+    assert all(len(line) <= 60 for line in narrow) and "NODE" in narrow[4]

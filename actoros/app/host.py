@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from actoros.config import Config, ConfigError, Problem
-from actoros.core import ActorRef, ActorSystem
+from actoros.core import ActorInfo, ActorRef, ActorSystem
 from actoros.kernel.scheduler import Drain
 from actoros.kernel.state_lock import StateDirBusy, StateDirLock
 
@@ -58,6 +58,14 @@ class System:
     def agent(self, name: str) -> ActorRef | None:
         path = self.agent_paths.get(name)
         return self.actors.lookup(path) if path is not None else None
+
+    async def snapshot(self) -> list[ActorInfo]:
+        """Every actor now: across the cluster's nodes, each row with its ``node``, when the
+        system leads one (``Head.snapshot``); else ``actors.snapshot()`` as it is."""
+        if self.cluster is not None:
+            rows: list[ActorInfo] = await self.cluster.snapshot()
+            return rows
+        return self.actors.snapshot()
 
     def lock_state_dir(self) -> None:
         """Own the state dir before any SQLite file in it opens (see ``StateDirLock``); one

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import ray
 import structlog
 
@@ -20,10 +21,12 @@ from actoros.core import ActorSystem
 
 from .cluster import init_ray
 from .node import NodeRuntime
-from .process import SUPERVISOR, call, node_pids, supervise
+from .process import SUPERVISOR, NodeKeeper, call, node_pids, supervise
 from .spec import NodeSpec
 
 log = structlog.get_logger("actoros.cluster")
+
+SNAPSHOT_TIMEOUT = 1.0  # seconds each node gets to answer ``snapshot`` for ``Head.snapshot``
 
 
 class InboxProcess:
@@ -84,6 +87,32 @@ class Head:
     def pids(self) -> dict[str, int]:
         """Each node's process id by node name (this process is the head's)."""
         return node_pids(self.runtime)
+
+    async def snapshot(self) -> list[Any]:
+        """Every node's ``ActorInfo`` rows, each with its ``node``: the head's own first, then
+        each live node's, asked concurrently. A node that does not answer within
+        ``SNAPSHOT_TIMEOUT`` (lost, restarting, busy) adds no rows rather than failing them all.
+        """
+        rows = [
+            msgspec.structs.replace(i, node=self.runtime.name)
+            for i in self.runtime.system.snapshot()
+        ]
+        keepers = self.runtime.local(f"/{SUPERVISOR}")
+        nodes = []
+        for keeper in (keepers._children or {}).values() if keepers is not None else ():
+            actor = keeper._actor
+            if isinstance(actor, NodeKeeper) and actor.handle is not None:
+                nodes.append((actor.spec.name, actor.handle))
+        answers = await asyncio.gather(
+            *(call(handle.snapshot, timeout=SNAPSHOT_TIMEOUT) for _, handle in nodes),
+            return_exceptions=True,
+        )
+        for (name, _), answer in zip(nodes, answers, strict=True):
+            if isinstance(answer, BaseException):
+                log.debug("cluster.snapshot_unanswered", node=name, error=repr(answer))
+                continue
+            rows.extend(msgspec.structs.replace(i, node=name) for i in answer)
+        return rows
 
     async def stop(self) -> None:
         """Stop the other nodes (``/cluster``, if still running), then the pump and inbox."""

@@ -159,43 +159,58 @@ class NodeRuntime:
     # -- incoming ---------------------------------------------------------------------------
 
     async def receive(self, data: bytes) -> bytes | None:
-        """A ``deliver`` call: apply its batch, let the actors run a few loop turns, and
-        return what this node has for the sender by then (``PIGGYBACK_TURNS``)."""
-        link = self.deliver(data)
+        """A ``deliver`` call: apply its batch and, when it asked something here, let the
+        actors run a few loop turns and return what this node has for the sender by then
+        (``PIGGYBACK_TURNS``: the replies of quick asks). A batch of tells and replies is
+        answered at once: on a busy node each loop turn can be long."""
+        link, asks = self._deliver(data)
         if link is None or link.lost is not None:
             return None
-        link.hold += 1
-        try:
-            for _ in range(PIGGYBACK_TURNS):
-                await asyncio.sleep(0)
-        finally:
-            link.release()
+        if asks:
+            link.hold += 1
+            try:
+                for _ in range(PIGGYBACK_TURNS):
+                    await asyncio.sleep(0)
+            finally:
+                link.release()
         return link.piggyback()
 
     def deliver(self, data: bytes) -> Link | None:
         """Apply one batch, in its link's ``seq`` order (early ones wait for the gap); returns
         the link it came by."""
+        return self._deliver(data)[0]
+
+    def _deliver(self, data: bytes) -> tuple[Link | None, int]:
         batch = self.codec.decode_batch(data)
         link = self.links.get(batch.src)
         if link is None or link.lost is not None:
             # from a node lost or stopped (what it still had in flight), or never known
             drop = log.warning if link is None and not self.closed else log.debug
             drop("cluster.batch_dropped", node=self.name, src=batch.src, frames=len(batch.frames))
-            return None
-        seq = batch.seq
-        if seq != link.next_in:
-            link.parked[seq] = data
-            return link
-        self._apply(link, batch.frames)
+            return None, 0
+        if link.peer_process is None and batch.seq == 1:
+            link.peer_process = batch.process  # the process this link hears from from now on
+            for key in [k for k in link.parked if k[0] != batch.process]:
+                del link.parked[key]  # early batches of an earlier process: never applied
+        if link.peer_process is not None and batch.process != link.peer_process:
+            log.debug("cluster.batch_from_old_process", node=self.name, src=batch.src)
+            return link, 0
+        if batch.seq != link.next_in:
+            link.parked[(batch.process, batch.seq)] = data
+            return link, 0
+        asks = self._apply(link, batch.frames)
         link.next_in += 1
-        while link.next_in in link.parked:
-            batch = self.codec.decode_batch(link.parked.pop(link.next_in))
-            self._apply(link, batch.frames)
+        while (key := (batch.process, link.next_in)) in link.parked:
+            asks += self._apply(link, self.codec.decode_batch(link.parked.pop(key)).frames)
             link.next_in += 1
-        return link
+        return link, asks
 
-    def _apply(self, link: Link, frames: list[Frame]) -> None:
+    def _apply(self, link: Link, frames: list[Frame]) -> int:
+        """Apply ``frames``; how many of them ask for an answer."""
+        asks = 0
         for frame in frames:
+            if frame.corr and frame.kind != wire.REPLY:
+                asks += 1
             try:
                 self._frame(link, frame)
             except Exception as exc:  # one bad frame never stops the batch
@@ -209,6 +224,7 @@ class NodeRuntime:
                 )
                 if frame.corr and frame.kind in (wire.MSG, wire.STOP):
                     self._reply_error(link, frame.corr, exc)
+        return asks
 
     def _frame(self, link: Link, frame: Frame) -> None:
         kind = frame.kind

@@ -222,7 +222,8 @@ class Link:
         self._corr = 0
         # incoming: the next batch number this node applies, and early arrivals
         self.next_in = 1
-        self.parked: dict[int, bytes] = {}
+        self.peer_process: int | None = None  # known from its first batch (seq 1)
+        self.parked: dict[tuple[int, int], bytes] = {}  # (process, seq) -> an early batch
         self.watchers: dict[str, NodeWatcher] = {}  # paths here that node watches
         self._heartbeat: asyncio.Task[None] | None = None
         self.sent_batches = 0

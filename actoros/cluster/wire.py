@@ -1,8 +1,10 @@
 """What crosses between nodes: frames in batches, message bodies in msgpack (msgspec).
 
-A batch is one msgpack array ``[src, seq, frames]`` per destination node per loop turn; ``seq``
-counts the batches of one link, so the receiver applies them in order even when Ray runs two
-calls of an async actor out of order. A frame is one ``Frame`` (an array):
+A batch is one msgpack array ``[src, process, seq, frames]`` per destination node per loop
+turn; ``seq`` counts the batches of one link, so the receiver applies them in order even when
+Ray runs two calls of an async actor out of order, and ``process`` tells the sender's
+incarnations apart (a batch a dead process left on the way is not taken for its successor's).
+A frame is one ``Frame`` (an array):
 
 =============  ======================================================================
 kind           meaning
@@ -31,6 +33,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
+import random
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -88,6 +91,7 @@ class Frame(msgspec.Struct, array_like=True):
 
 class Batch(msgspec.Struct, array_like=True):
     src: str
+    process: int  # which process of ``src`` sent it (a restarted node is a new one)
     seq: int
     frames: list[Frame]
 
@@ -164,6 +168,7 @@ class Codec:
         allow_pickle: bool = False,
     ) -> None:
         self.node = node
+        self.process = random.getrandbits(62)  # this process among the incarnations of node
         self._ref_key = ref_key
         self._make_ref = make_ref
         self.allow_pickle = allow_pickle
@@ -284,7 +289,7 @@ class Codec:
     # -- batches ----------------------------------------------------------------------------
 
     def batch(self, seq: int, frames: list[Frame]) -> bytes:
-        return self._enc.encode(Batch(self.node, seq, frames))
+        return self._enc.encode(Batch(self.node, self.process, seq, frames))
 
     def decode_batch(self, data: bytes) -> Batch:
         return self._batch_dec.decode(data)

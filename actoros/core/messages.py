@@ -47,7 +47,7 @@ class LifecycleEvent(msgspec.Struct, frozen=True):
     reason: str | None = None
 
 
-class ActorInfo(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class ActorInfo(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaults=True):
     """One actor as ``ActorSystem.snapshot()`` sees it, at that instant. Tagged (JSON
     ``"type": "ActorInfo"``), so a union of it with other rows decodes (the live feed's).
 
@@ -55,7 +55,9 @@ class ActorInfo(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     ``state``: "starting", "running", "ended" (between incarnations) or "stopped";
     ``restarts``: incarnations after the first; ``mailbox``: messages waiting (system ones
     included); ``processed``: user messages handled over all incarnations; ``supervisor``:
-    whether it has children now.
+    whether it has children now; ``node``: the cluster node it runs on (``None`` in a
+    single-process system, and in any one node's own snapshot — ``Head.snapshot()`` sets it;
+    left out of the JSON while ``None``, so a single-process system's rows read as before).
     """
 
     path: str
@@ -67,6 +69,7 @@ class ActorInfo(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     mailbox: int
     processed: int
     children: int
+    node: str | None = None
 
 
 class StartChild(msgspec.Struct, frozen=True):

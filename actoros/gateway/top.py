@@ -23,6 +23,7 @@ from typing import TextIO
 import msgspec
 
 from actoros.config import Config
+from actoros.core import ActorInfo
 
 from .live.frames import ActorGroup, TreeFrame
 
@@ -128,6 +129,10 @@ def _fit(text: str, width: int | None) -> str:
     return text if width is None or len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def _node(row: ActorInfo | ActorGroup) -> str:
+    return (row.node or "") if isinstance(row, ActorInfo) else ""
+
+
 def render(
     frame: TreeFrame,
     *,
@@ -137,7 +142,8 @@ def render(
     color: bool = False,
 ) -> str:
     """The frame as text, at most ``width`` columns wide and ``height`` lines high (``None``:
-    no limit, every row)."""
+    no limit, every row). A NODE column follows ACTOR only when some row has a ``node`` (the
+    system leads a cluster)."""
 
     def paint(text: str, code: str, on: bool = True) -> str:
         return f"{code}{text}{_RESET}" if color and on else text
@@ -173,9 +179,17 @@ def render(
     numbers = sum(w + 2 for _, w in _NUMBERS)
     kind_w = min(max([4, *(len(r.kind) for r in frame.actors)]), 20)
     state_w = 8
+    nodes = [_node(r) for r in frame.actors]
+    node_w = min(max([4, *(len(n) for n in nodes if n)]), 16) if any(nodes) else 0
+    node_col = node_w + 2 if node_w else 0
     longest = max([5, *(len(r.path) + 2 * r.path.count("/") for r in frame.actors)])
-    path_w = longest if width is None else max(12, min(longest, width - numbers - kind_w - 14))
-    head = f"{'ACTOR':<{path_w}}  {'KIND':<{kind_w}}  {'STATE':<{state_w}}"
+    path_w = (
+        longest
+        if width is None
+        else max(12, min(longest, width - numbers - kind_w - node_col - 14))
+    )
+    node_head = f"  {'NODE':<{node_w}}" if node_w else ""
+    head = f"{'ACTOR':<{path_w}}{node_head}  {'KIND':<{kind_w}}  {'STATE':<{state_w}}"
     head += "".join(f"  {name:>{w}}" for name, w in _NUMBERS)
     lines.append(paint(_fit(head, width), _BOLD))
     rows = frame.actors
@@ -185,12 +199,13 @@ def render(
     else:
         cut = 0
     for row in rows:
+        node = f"  {_fit(_node(row), node_w):<{node_w}}" if node_w else ""
         depth = row.path.count("/") - 1
         group = isinstance(row, ActorGroup)
         label = row.name if group else row.path
         path = _fit("  " * depth + label, path_w)
         parts = [
-            (f"{path:<{path_w}}  {_fit(row.kind, kind_w):<{kind_w}}  ", ""),
+            (f"{path:<{path_w}}{node}  {_fit(row.kind, kind_w):<{kind_w}}  ", ""),
             (
                 f"{_fit(row.state, state_w):<{state_w}}",
                 "" if row.state in ("running", "") else _YELLOW,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from actoros import (
@@ -50,6 +51,25 @@ async def test_snapshot_lists_the_tree_parents_first_in_start_order():
         assert by_path["/group"].children == 2 and by_path["/group"].kind == "Supervisor"
         assert by_path["/group/a"].parent == "/group" and by_path["/solo"].parent is None
         assert all(isinstance(i, ActorInfo) and i.state == "running" for i in infos)
+
+
+def test_a_snapshot_row_has_no_node_and_its_json_leaves_node_out():
+    # a single process's rows read as they did before clusters; Head.snapshot() sets node
+    row = ActorInfo(
+        path="/a",
+        parent=None,
+        name="a",
+        kind="K",
+        state="running",
+        restarts=0,
+        mailbox=0,
+        processed=0,
+        children=0,
+    )
+    assert row.node is None
+    assert "node" not in msgspec.json.decode(msgspec.json.encode(row))
+    placed = msgspec.structs.replace(row, node="workers")
+    assert msgspec.json.decode(msgspec.json.encode(placed), type=ActorInfo) == placed
 
 
 async def test_snapshot_counts_processed_messages_and_restarts():

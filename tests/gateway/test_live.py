@@ -204,6 +204,40 @@ async def test_a_frame_decodes_into_the_structs_it_was_encoded_from(
     assert frame.inference is not None and frame.inference.engine_ready
 
 
+async def test_a_frame_of_a_cluster_gives_each_row_its_node(gateway: RunningGateway) -> None:
+    system = gateway.system
+    rows = [
+        msgspec.structs.replace(info("/front"), node="head"),
+        msgspec.structs.replace(info("/workers"), node="workers"),
+        msgspec.structs.replace(info("/workers/w0", restarts=2), node="workers"),
+    ]
+
+    class ClusterHost:
+        """The running system, as if it led a cluster of a head and a "workers" node."""
+
+        config, actors, agent_paths = system.config, system.actors, system.agent_paths
+
+        def agent(self, name: str) -> Any:
+            return None
+
+        def service(self, name: str) -> Any:
+            return None
+
+        async def snapshot(self) -> list[ActorInfo]:
+            return rows
+
+    frame = await LiveFeed(ClusterHost()).frame()
+    assert frame.actors == rows and frame.totals.actors == 3 and frame.totals.restarts == 2
+    encoded = msgspec.json.decode(msgspec.json.encode(frame))
+    assert [row["node"] for row in encoded["actors"]] == ["head", "workers", "workers"]
+
+
+async def test_a_frame_of_a_single_process_names_no_node(gateway: RunningGateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        frame = (await client.get("/api/tree")).json()
+    assert frame["actors"] and not any("node" in row for row in frame["actors"])
+
+
 # -- cap_tree on its own ---------------------------------------------------------------------
 
 

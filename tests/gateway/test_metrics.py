@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from actoros import (
     Actor,
+    ActorInfo,
     ActorRef,
     Backoff,
     ChildSpec,
@@ -387,6 +388,9 @@ async def test_a_scrape_succeeds_with_inference_down_when_the_service_does_not_a
 
         def service(self, name: str) -> ActorRef | None:
             return stuck if name == "inference" else host.service(name)
+
+        async def snapshot(self) -> list[ActorInfo]:
+            return await host.snapshot()
 
     scraper = Scraper(StuckInference(), MetricsCollector(StuckInference(), ask_timeout=0.05))
     try:

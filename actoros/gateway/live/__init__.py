@@ -1,7 +1,7 @@
 """The live view: ``GET /`` (a page of the supervision tree), ``/api/tree`` and ``/api/events``.
 
 - ``GET /api/tree``: one JSON frame (``frames.TreeFrame``) — every actor of
-  ``host.actors.snapshot()`` (capped, ``tree.py``), the system's name and uptime, totals, and
+  ``host.snapshot()`` (capped, ``tree.py``), the system's name and uptime, totals, and
   the inference actor's numbers.
 - ``GET /api/events``: Server-Sent Events: ``throughput``, then ``tree`` frames and
   ``sample`` points, ``closing`` last (``feed.py``). ``?interval=SECONDS`` asks for another

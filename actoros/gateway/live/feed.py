@@ -95,7 +95,7 @@ class LiveFeed:
     async def frame(self) -> TreeFrame:
         """The tree as ``/api/tree`` and the ``tree`` event give it."""
         actors = self.host.actors
-        infos = actors.snapshot()
+        infos = await self.host.snapshot()
         rows, hidden = cap_tree(infos, max_children=self.max_children, max_rows=self.max_rows)
         totals = Totals(
             actors=len(infos),

@@ -3,12 +3,13 @@
 Each app gets its own collector with its own ``CollectorRegistry`` (never the process-wide
 default), so several systems in one process do not clash. Nothing polls: what the actors, the
 scheduler and the inference actor report is read when Prometheus scrapes — one
-``ActorSystem.snapshot()``, one ``Stats()`` ask and one ``InferenceStats()`` ask (each with a
-short timeout: a busy or restarting service makes its ``*_up`` gauge 0, never the scrape
-fail). Between scrapes only event subscriptions run, and they only count: ``DeadLetter`` and
-``LifecycleEvent`` on the system event stream (by actor kind, ``kinds.py``), and the
-inference actor's ``InferenceRequestDone`` (one per finished request, for the latency
-histograms). The metrics and their labels are listed in docs/metrics.md.
+``host.snapshot()`` (every node's actors, when the system leads a cluster), one ``Stats()``
+ask and one ``InferenceStats()`` ask (each with a short timeout: a busy or restarting service
+makes its ``*_up`` gauge 0, never the scrape fail). Between scrapes only event subscriptions
+run, and they only count: ``DeadLetter`` and ``LifecycleEvent`` on the system event stream
+(by actor kind, ``kinds.py``), and the inference actor's ``InferenceRequestDone`` (one per
+finished request, for the latency histograms). The metrics and their labels are listed in
+docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class MetricsCollector(Collector):
 
     async def refresh(self) -> None:
         """Read the system now: the actor snapshot, the scheduler's and inference's stats."""
-        self.kinds.observe(self._host.actors.snapshot())
+        self.kinds.observe(await self._host.snapshot())
         inference, scheduler = await asyncio.gather(
             self._ask("inference", InferenceStats()), self._ask("scheduler", Stats())
         )

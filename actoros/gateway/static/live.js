@@ -11,7 +11,7 @@
   const suffix = query.toString() ? "?" + query.toString() : "";
   if (params.get("token")) $("tree-link").href = "api/tree?token=" + encodeURIComponent(params.get("token"));
 
-  const rows = new Map(); // path -> {tr, cells, last}
+  const rows = new Map(); // node + path -> {tr, cells, last}
   let points = []; // [t, tokens_per_s], server time
   let windowS = 300;
   let serverNow = 0; // the server's clock, from the last frame or sample
@@ -43,8 +43,9 @@
   function makeRow(actor) {
     const tr = document.createElement("tr");
     tr.dataset.path = actor.path;
+    if (actor.node) tr.dataset.node = actor.node;
     const cells = {};
-    for (const name of ["path", "kind", "state", "restarts", "mailbox", "processed"]) {
+    for (const name of ["path", "node", "kind", "state", "restarts", "mailbox", "processed"]) {
       const td = document.createElement("td");
       td.className = name + (["restarts", "mailbox", "processed"].includes(name) ? " num" : "");
       tr.appendChild(td);
@@ -57,6 +58,7 @@
       tr.classList.add("group");
       cells.path.textContent = actor.name;
     } else {
+      cells.node.textContent = actor.node || "";
       const parent = document.createElement("span");
       parent.className = "parent";
       parent.textContent = actor.path.slice(0, cut);
@@ -113,25 +115,28 @@
     $("hidden-note").textContent = frame.hidden
       ? `(${int(frame.actors.length)} rows shown; ${int(frame.hidden)} actors grouped)`
       : "";
+    // the node column shows only for a cluster: a single process's rows carry no "node"
+    $("tree").classList.toggle("with-nodes", frame.actors.some((actor) => actor.node));
     const body = $("tree-body");
     const seen = new Set();
     let previous = null;
     for (const actor of frame.actors) {
-      seen.add(actor.path);
-      let row = rows.get(actor.path);
+      const key = (actor.node || "") + "\u0000" + actor.path; // nodes may share a path
+      seen.add(key);
+      let row = rows.get(key);
       if (!row) {
         row = makeRow(actor);
-        rows.set(actor.path, row);
+        rows.set(key, row);
       }
       updateRow(row, actor);
       const wanted = previous ? previous.nextSibling : body.firstChild;
       if (wanted !== row.tr) body.insertBefore(row.tr, wanted);
       previous = row.tr;
     }
-    for (const [path, row] of rows) {
-      if (!seen.has(path)) {
+    for (const [key, row] of rows) {
+      if (!seen.has(key)) {
         row.tr.remove();
-        rows.delete(path);
+        rows.delete(key);
       }
     }
     renderInference(frame.inference);

@@ -1,0 +1,79 @@
+"""One node's runtime without Ray: the batches it applies, in order, from one process only.
+
+A second ``Codec`` stands for another node (``b``) and writes the batches that node would send;
+they are handed to ``NodeRuntime.deliver`` in whatever order the test likes, as Ray may run an
+async actor's calls out of order. The link back to ``b`` never sends here (nothing is asked of
+``b``), so it needs no handle. Runs on asyncio and uvloop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actoros import ActorSystem
+from actoros.cluster.node import NodeRuntime
+from actoros.cluster.remote import Link
+from actoros.cluster.wire import MSG, Codec, Frame
+from actoros.testing import spawn_probe
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def node_b(runtime: NodeRuntime) -> Codec:
+    """The codec of a process of node ``b`` (a new one each call: a restarted ``b``)."""
+    return Codec("b", runtime._ref_key, runtime.make_ref)
+
+
+def batch(codec: Codec, seq: int, *values: Any) -> bytes:
+    frames = []
+    for value in values:
+        tag, body = codec.body(value)
+        frames.append(Frame(MSG, "/probe", 0, tag, body))
+    return codec.batch(seq, frames)
+
+
+async def runtime_with_b(system: ActorSystem) -> NodeRuntime:
+    runtime = NodeRuntime(system, "a")
+    runtime.links["b"] = Link(runtime, "b", handle=None)  # receiving only: no heartbeat
+    return runtime
+
+
+async def test_batches_apply_in_their_order_whatever_order_they_arrive_in(
+    system: ActorSystem,
+) -> None:
+    runtime = await runtime_with_b(system)
+    _, probe = await spawn_probe(system, "probe")
+    b = node_b(runtime)
+    for seq in (3, 1, 4, 2):
+        runtime.deliver(batch(b, seq, f"m{seq}.1", f"m{seq}.2"))
+    for expected in ("m1.1", "m1.2", "m2.1", "m2.2", "m3.1", "m3.2", "m4.1", "m4.2"):
+        assert await probe.expect() == expected
+    assert runtime.links["b"].parked == {}
+
+
+async def test_a_batch_from_an_earlier_process_of_the_node_is_not_applied(
+    system: ActorSystem,
+) -> None:
+    runtime = await runtime_with_b(system)
+    _, probe = await spawn_probe(system, "probe")
+    old, new = node_b(runtime), node_b(runtime)
+    runtime.deliver(batch(old, 2, "stale, early"))  # parked: it waits for a seq 1
+    runtime.deliver(batch(new, 1, "first"))  # the link now hears from `new` only
+    runtime.deliver(batch(old, 2, "stale, late"))
+    runtime.deliver(batch(new, 2, "second"))
+    assert await probe.expect() == "first"
+    assert await probe.expect() == "second"
+    assert probe.unread == 0
+    assert runtime.links["b"].parked == {}
+
+
+async def test_a_lookup_of_a_group_on_another_node_is_a_remote_ref(system: ActorSystem) -> None:
+    runtime = await runtime_with_b(system)
+    runtime.place({"workers": "b"})
+    ref = system.lookup("/workers/faq")
+    assert ref is not None and ref.path == "/workers/faq" and getattr(ref, "node", None) == "b"
+    assert system.lookup("/workers/faq") is ref  # one remote cell per actor
+    assert system.lookup("/elsewhere/x") is None  # no node hosts it
+    assert system.lookup("faq") is None  # bare names are this node's only
