@@ -22,6 +22,7 @@ from actoros.cluster import (
     have_ray,
 )
 from actoros.config import ClusterConfig, Config
+from actoros.config.schema import ENGINE_PER_NODE
 from actoros.core import ActorSystem, SupervisorSpec
 from actoros.kernel import AccessControl
 
@@ -112,11 +113,7 @@ async def settle(system: System, timeout: float) -> bool:
 def _refuse_what_is_not_built(cluster: ClusterConfig) -> None:
     for i, node in enumerate(cluster.nodes[1:], start=1):
         if node.inference:
-            raise config_problem(
-                f"cluster.nodes[{i}].inference",
-                "an inference engine per node is not built yet: the head's kernel runs the "
-                "one inference actor every node's agents use; remove inference: true",
-            )
+            raise config_problem(f"cluster.nodes[{i}].inference", ENGINE_PER_NODE)
 
 
 class ConfigGroup(GroupBuilder):

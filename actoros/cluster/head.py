@@ -21,7 +21,7 @@ from actoros.core import ActorSystem
 
 from .cluster import init_ray
 from .node import NodeRuntime
-from .process import SUPERVISOR, NodeKeeper, call, node_pids, supervise
+from .process import SUPERVISOR, call, keepers, node_pids, supervise
 from .spec import NodeSpec
 
 log = structlog.get_logger("actoros.cluster")
@@ -97,12 +97,7 @@ class Head:
             msgspec.structs.replace(i, node=self.runtime.name)
             for i in self.runtime.system.snapshot()
         ]
-        keepers = self.runtime.local(f"/{SUPERVISOR}")
-        nodes = []
-        for keeper in (keepers._children or {}).values() if keepers is not None else ():
-            actor = keeper._actor
-            if isinstance(actor, NodeKeeper) and actor.handle is not None:
-                nodes.append((actor.spec.name, actor.handle))
+        nodes = [(k.spec.name, k.handle) for k in keepers(self.runtime) if k.handle is not None]
         answers = await asyncio.gather(
             *(call(handle.snapshot, timeout=SNAPSHOT_TIMEOUT) for _, handle in nodes),
             return_exceptions=True,

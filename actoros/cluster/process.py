@@ -167,14 +167,17 @@ SUPERVISOR = "cluster"
 """The head's supervisor of the other nodes, ``/cluster``: one ``NodeKeeper`` per node."""
 
 
+def keepers(runtime: NodeRuntime) -> list[NodeKeeper]:
+    """The head's keepers now (``runtime``'s node is the head), in start order."""
+    supervisor = runtime.local(f"/{SUPERVISOR}")
+    cells = (supervisor._children or {}).values() if supervisor is not None else ()
+    return [cell._actor for cell in cells if isinstance(cell._actor, NodeKeeper)]
+
+
 def node_pids(runtime: NodeRuntime) -> dict[str, int]:
     """The process id of the head (``runtime``'s node) and of each node its keepers run."""
     found = {runtime.name: os.getpid()}
-    keepers = runtime.local(f"/{SUPERVISOR}")
-    for keeper in (keepers._children or {}).values() if keepers is not None else ():
-        actor = keeper._actor
-        if isinstance(actor, NodeKeeper) and actor.info:
-            found[actor.spec.name] = actor.info["pid"]
+    found.update({k.spec.name: k.info["pid"] for k in keepers(runtime) if k.info})
     return found
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -226,7 +225,6 @@ class Link:
         self.parked: dict[tuple[int, int], bytes] = {}  # (process, seq) -> an early batch
         self.watchers: dict[str, NodeWatcher] = {}  # paths here that node watches
         self._heartbeat: asyncio.Task[None] | None = None
-        self.sent_batches = 0
 
     def __repr__(self) -> str:
         return f"<Link to {self.node}{' (lost)' if self.lost else ''}>"
@@ -260,7 +258,6 @@ class Link:
             return  # a call in flight finishing flushes the rest
         seq, data, messages = self._take()
         self._in_flight[seq] = messages
-        self.sent_batches += 1
         try:
             call = self.handle.deliver.remote(data)
         except Exception as exc:  # the handle itself is unusable
@@ -363,6 +360,3 @@ class Link:
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
-
-
-Resolver = Callable[[str], ActorRef | None]

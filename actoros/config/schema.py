@@ -350,6 +350,13 @@ class GatewayConfig(_Section, frozen=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
+ENGINE_PER_NODE = (
+    "an inference engine per node is not built yet: the head's inference actor serves the "
+    "agents of every node; remove inference: true"
+)
+"""Why ``inference: true`` is refused on a node other than the head (checks and assembly)."""
+
+
 class NodeConfig(_Section, frozen=True):
     """One entry of ``cluster.nodes:`` — a process, placed by Ray, that runs some groups.
 
