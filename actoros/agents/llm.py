@@ -14,9 +14,10 @@ A turn (one ``UserMessage``) runs the loop of ``protocol.py``:
    ``assistant`` and is the reply; ``Malformed`` output gets one retry with a note saying what
    was wrong (the bad output and the note are not stored); malformed again is an ``AgentError``;
 4. at most ``config.max_steps`` model calls per turn, then an ``AgentError``. A model call
-   that meets a dying engine (``EngineUnavailable``) is not one of them: it is asked again
-   once the supervisor has replaced the engine (``ENGINE_RETRIES``), since the kernel's fault
-   is not the turn's outcome.
+   that meets a dying engine (``EngineUnavailable``, or ``ActorStopped``: the engine's node
+   was lost under it) is not one of them: it is asked again once the supervisor has replaced
+   the engine, or of another engine (``ENGINE_RETRIES``), since the kernel's fault is not the
+   turn's outcome.
 
 Constrained turns (``AgentConfig.constrain``, on by default): every model call carries the
 agent's reply grammar (``grammar.py``: one branch per tool it may call now, one for the agents
@@ -84,7 +85,7 @@ import msgspec
 import structlog
 
 from actoros.config.schema import AgentConfig
-from actoros.core import ActorRef
+from actoros.core import ActorRef, ActorStopped
 from actoros.inference.actor import CompletionStream
 from actoros.inference.errors import ConstraintsUnsupported, EngineUnavailable
 from actoros.inference.messages import ChatMessage, Completion, Generate, JsonSchema, TokenDelta
@@ -346,10 +347,10 @@ class LLMAgent(Agent):
                 gen = msgspec.structs.replace(gen, constraint=None)
                 if step_filter is not None:
                     step_filter.reset()
-            except EngineUnavailable as exc:
+            except (EngineUnavailable, ActorStopped) as exc:  # stopped: its node was lost
                 shown_any = step_filter is not None and step_filter.shown
                 if attempt == ENGINE_RETRIES or shown_any:
-                    reason = f"inference failed: EngineUnavailable: {exc}"
+                    reason = f"inference failed: {type(exc).__name__}: {exc}"
                     raise AgentError(self.name, reason) from None
                 attempt += 1
                 log.info("agent.engine_retry", agent=self.name, attempt=attempt, error=str(exc))

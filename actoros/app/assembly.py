@@ -5,7 +5,8 @@
 1. ``/kernel`` — a one_for_one supervisor of the kernel services (``kernel_spec``):
    ``scheduler`` (its ``workload`` tasks go to ``workload.handler``), ``threads``, ``kv``,
    ``tools``, ``pubsub`` and, when the config has an ``inference`` section, ``inference``
-   (the engine ``inference.engines.engine_factory`` picks for the config);
+   (the engine ``inference.engines.engine_factory`` picks for the config; on a cluster whose
+   other nodes run engines, an ``InferenceRouter`` over them, see ``cluster.py``);
 2. one supervisor per agent group (``/<group>/<agent>``, ``group_specs``), strategy and
    intensity from the config; agents in no group run in an implicit ``/agents`` group. Every
    agent shares one ``AccessControl`` with the tool service and pub/sub, so a syscall is
@@ -30,7 +31,7 @@ from typing import Any
 import structlog
 
 from actoros.agents import LLMAgent, RuleAgent
-from actoros.config import AgentConfig, Config, GroupConfig, normalize_tools
+from actoros.config import AgentConfig, Config, GroupConfig, InferenceConfig, normalize_tools
 from actoros.core import (
     Actor,
     ActorRef,
@@ -44,6 +45,7 @@ from actoros.gateway import GatewayActor
 from actoros.inference.actor import InferenceActor
 from actoros.inference.engines import context_tokens, engine_factory, model_id
 from actoros.inference.messages import ChatMessage, Completion, Generate
+from actoros.inference.router import InferenceRouter
 from actoros.kernel import (
     AccessControl,
     KVService,
@@ -77,7 +79,9 @@ async def start_system(config: Config) -> System:
     Anything that fails on the way stops what had started and gives the state dir up."""
     config = normalize_tools(config)
     # rest_for_one: see the module docstring
-    actors = ActorSystem(config.system.name, strategy="rest_for_one")
+    actors = ActorSystem(
+        config.system.name, strategy="rest_for_one", **cluster.head_options(config)
+    )
     system = System(config, actors)
     system.lock_state_dir()
     access = cluster.access_of(config)
@@ -158,18 +162,28 @@ def kernel_spec(system: System, access: AccessControl) -> SupervisorSpec:
         ChildSpec("pubsub", PubSub, (), {"access": access, "agents": system.agent_names}),
     ]
     inference = config.inference
-    if inference is not None:
-        options = {
-            "model": model_id(inference),
-            "max_in_flight": inference.max_in_flight,
-            "max_waiting": inference.max_waiting,
-        }
-        children.append(
-            ChildSpec(
-                "inference", InferenceActor, (engine_factory(inference),), options, shutdown=30.0
-            )
-        )
+    engines = cluster.engine_paths(config)
+    if inference is not None and engines is None:
+        children.append(inference_child(inference, "inference"))
+    elif inference is not None and engines is not None:  # engines on other nodes: a router
+        if engines[0] == f"/{KERNEL}/{cluster.HEAD_ENGINE}":
+            head = config.cluster.nodes[0] if config.cluster is not None else None
+            own = cluster.node_inference(config, head)
+            children.append(inference_child(own, cluster.HEAD_ENGINE))
+        options = {"model": model_id(inference)}
+        children.append(ChildSpec("inference", InferenceRouter, (engines,), options))
     return SupervisorSpec(strategy="one_for_one", max_restarts=10, within=60.0, children=children)
+
+
+def inference_child(inference: InferenceConfig, name: str) -> ChildSpec:
+    """An inference actor serving the engine the ``inference`` section describes."""
+    options = {
+        "model": model_id(inference),
+        "max_in_flight": inference.max_in_flight,
+        "max_waiting": inference.max_waiting,
+    }
+    factory = engine_factory(inference)
+    return ChildSpec(name, InferenceActor, (factory,), options, shutdown=30.0)
 
 
 def _tool_registry(config: Config, kv: ActorRef | None) -> ToolRegistry:

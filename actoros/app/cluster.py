@@ -7,11 +7,20 @@ running the groups it names; the head's ``/cluster`` supervisor restarts a node 
 dies, with its groups, under OTP rules. A group's agents are built on their node from the
 config (``ConfigGroup``), so they find the kernel's services through that node's lookup — refs
 to the head — exactly as agents on the head do.
+
+Engines: a node with ``inference: true`` runs an inference actor of its own, first of its
+groups, at ``/engine.<node>/inference`` (``EngineGroup``; a config name cannot hold a dot,
+so no group of the config can take that name). Once any node other than the head has one,
+``/kernel/inference`` is an ``InferenceRouter`` over them all, and the head keeps an engine
+(``/kernel/engine``) only when its own entry says ``inference: true``; without any, the head's
+one inference actor serves every node, as on one machine (``engine_paths``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from actoros.agents.permissions import access_permissions
 from actoros.cluster import (
@@ -21,14 +30,27 @@ from actoros.cluster import (
     NodeSpec,
     have_ray,
 )
-from actoros.config import ClusterConfig, Config
-from actoros.config.schema import ENGINE_PER_NODE
+from actoros.config import Config, InferenceConfig, NodeConfig
 from actoros.core import ActorSystem, SupervisorSpec
 from actoros.kernel import AccessControl
 
-from .host import System, config_problem
+from .host import KERNEL, System, config_problem
 
-__all__ = ["disturbed", "enabled", "losses", "remote_groups", "settle", "start_cluster"]
+__all__ = [
+    "disturbed",
+    "enabled",
+    "engine_group",
+    "engine_paths",
+    "head_options",
+    "losses",
+    "node_inference",
+    "remote_groups",
+    "settle",
+    "start_cluster",
+]
+
+HEAD_ENGINE = "engine"
+"""The head's own engine under ``/kernel`` when a router stands at ``/kernel/inference``."""
 
 
 def enabled(config: Config) -> bool:
@@ -36,11 +58,56 @@ def enabled(config: Config) -> bool:
 
 
 def remote_groups(config: Config) -> dict[str, str]:
-    """Each group another node runs, with that node (the head's own are not listed)."""
+    """Each group another node runs (its engine's included), with that node (the head's own
+    are not listed)."""
     if not enabled(config):
         return {}
     assert config.cluster is not None
-    return {group: node.name for node in config.cluster.nodes[1:] for group in node.groups}
+    groups = {}
+    for node in config.cluster.nodes[1:]:
+        if node.inference:
+            groups[engine_group(node.name)] = node.name
+        groups.update(dict.fromkeys(node.groups, node.name))
+    return groups
+
+
+def head_options(config: Config) -> dict[str, Any]:
+    """What the head's own ``ActorSystem`` takes from its entry of ``cluster.nodes``
+    (``throughput``); nothing without a cluster."""
+    if not enabled(config):
+        return {}
+    assert config.cluster is not None
+    return {"throughput": config.cluster.nodes[0].throughput}
+
+
+def engine_group(node: str) -> str:
+    """The group of ``node``'s own engine (``/engine.<node>/inference``)."""
+    return f"engine.{node}"
+
+
+def engine_paths(config: Config) -> list[str] | None:
+    """The inference actors ``/kernel/inference`` routes over, in order (the head's first);
+    ``None`` when no node but the head has an engine: then it is the one inference actor."""
+    if not enabled(config) or config.inference is None:
+        return None
+    assert config.cluster is not None
+    head, *others = config.cluster.nodes
+    remote = [f"/{engine_group(node.name)}/inference" for node in others if node.inference]
+    if not remote:
+        return None
+    return ([f"/{KERNEL}/{HEAD_ENGINE}"] if head.inference else []) + remote
+
+
+def node_inference(config: Config, node: NodeConfig | None) -> InferenceConfig:
+    """The ``inference`` section as ``node``'s engine runs it: its ``engine_args`` over the
+    section's (``tensor_parallel_size``, ``gpu_memory_utilization``, ...)."""
+    inference = config.inference
+    assert inference is not None  # the checks give a node's engine an inference section
+    if node is None or not node.engine_args:
+        return inference
+    return msgspec.structs.replace(
+        inference, engine_args={**inference.engine_args, **node.engine_args}
+    )
 
 
 def agent_paths(system: System, groups: list[tuple[str, Any, tuple[str, ...]]]) -> None:
@@ -62,17 +129,15 @@ async def start_cluster(system: System) -> Any:
     assert cluster is not None
     if not have_ray():
         raise config_problem("cluster.backend", RAY_MISSING)
-    _refuse_what_is_not_built(cluster)
     from actoros.cluster.head import start_head  # imports ray
 
-    nodes = [
-        NodeSpec(
-            node.name,
-            tuple(GroupSpec(group, ConfigGroup(system.config, group)) for group in node.groups),
-            dict(node.resources),
-        )
-        for node in cluster.nodes[1:]
-    ]
+    config = system.config
+    nodes = []
+    for node in cluster.nodes[1:]:
+        groups = [GroupSpec(group, ConfigGroup(config, group)) for group in node.groups]
+        if node.inference:  # first: its agents' requests may come to it as soon as they run
+            groups.insert(0, GroupSpec(engine_group(node.name), EngineGroup(config, node)))
+        nodes.append(NodeSpec(node.name, tuple(groups), dict(node.resources), node.throughput))
     return await start_head(
         system.actors,
         nodes,
@@ -110,12 +175,6 @@ async def settle(system: System, timeout: float) -> bool:
     return True
 
 
-def _refuse_what_is_not_built(cluster: ClusterConfig) -> None:
-    for i, node in enumerate(cluster.nodes[1:], start=1):
-        if node.inference:
-            raise config_problem(f"cluster.nodes[{i}].inference", ENGINE_PER_NODE)
-
-
 class ConfigGroup(GroupBuilder):
     """A config group, built on the node that runs it (a ``GroupBuilder``; it crosses to the
     node by Ray with the config)."""
@@ -133,3 +192,23 @@ class ConfigGroup(GroupBuilder):
         if not specs:
             raise LookupError(f"the config has no group {self.name!r}")
         return specs[0][1]
+
+
+class EngineGroup(GroupBuilder):
+    """A node's own engine: one inference actor, as the config's ``inference`` section (with
+    the node's ``engine_args``) describes it, built on that node."""
+
+    def __init__(self, config: Config, node: NodeConfig) -> None:
+        self.config = config
+        self.node = node
+
+    def build(self, actors: ActorSystem) -> SupervisorSpec:
+        from .assembly import inference_child  # the assembly imports this module
+
+        inference = node_inference(self.config, self.node)
+        return SupervisorSpec(
+            strategy="one_for_one",
+            max_restarts=10,
+            within=60.0,
+            children=[inference_child(inference, "inference")],
+        )

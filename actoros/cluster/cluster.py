@@ -103,7 +103,8 @@ class Cluster:
         head = RemoteNode.options(**ray_options(head_spec.resources)).remote()
         self.head = head
         options = {"heartbeat": self.heartbeat, "allow_pickle": self.allow_pickle}
-        await call(head.start, head_spec.name, timeout=120.0, **options)
+        throughput = head_spec.throughput
+        await call(head.start, head_spec.name, timeout=120.0, throughput=throughput, **options)
         for group in head_spec.groups:
             await call(head.spawn, group)
         await call(head.place, {group.name: head_spec.name for group in head_spec.groups})

@@ -77,9 +77,9 @@ class NodeProcess:
         return self.runtime
 
     async def start(
-        self, name: str, *, heartbeat: float = 1.0, allow_pickle: bool = False
+        self, name: str, *, heartbeat: float = 1.0, allow_pickle: bool = False, throughput: int = 64
     ) -> dict[str, Any]:
-        system = self.system = ActorSystem(name)
+        system = self.system = ActorSystem(name, throughput=throughput)
         await system.start()
         runtime = self.runtime = NodeRuntime(system, name, allow_pickle=allow_pickle)
         runtime.heartbeat = heartbeat
@@ -227,7 +227,13 @@ class NodeKeeper(Actor):
     async def on_start(self) -> None:
         spec, runtime = self.spec, self.runtime
         handle = self.handle = RemoteNode.options(**ray_options(spec.resources)).remote()
-        self.info = await call(handle.start, spec.name, timeout=START_TIMEOUT, **self.options)
+        self.info = await call(
+            handle.start,
+            spec.name,
+            timeout=START_TIMEOUT,
+            throughput=spec.throughput,
+            **self.options,
+        )
         others = {n: h for n, h in self.peers.items() if n != runtime.name and n != spec.name}
         # everyone learns of the new process before it can send them anything
         await asyncio.gather(*(call(h.connect, {spec.name: handle}) for h in others.values()))

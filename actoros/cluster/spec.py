@@ -32,8 +32,12 @@ class GroupSpec(msgspec.Struct, frozen=True):
 
 
 class NodeSpec(msgspec.Struct, frozen=True):
-    """One node: its name, the Ray resources of its process, the groups it hosts."""
+    """One node: its name, the Ray resources of its process, the groups it hosts, and its
+    system's ``throughput`` (messages an actor handles before the loop serves the others —
+    the node's links among them: a node of CPU-bound actors answers other nodes sooner with
+    a lower one)."""
 
     name: str
     groups: tuple[GroupSpec, ...] = ()
     resources: dict[str, float] = msgspec.field(default_factory=lambda: {"CPU": 1.0})
+    throughput: int = 64

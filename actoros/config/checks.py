@@ -29,7 +29,6 @@ from .paths import database_problem, folder_problem
 from .problems import ConfigError, Key, Problem, line_of, render_key
 from .schema import (
     BUILTIN_TOOLS,
-    ENGINE_PER_NODE,
     RAY_ADDRESS,
     RAY_BUILTIN_RESOURCES,
     USER_TOOL,
@@ -412,9 +411,7 @@ class _Checker:
                         f"group {group!r} is on two nodes, {node_of[group]!r} and "
                         f"{node.name!r}: a group runs on one node, remove it from one",
                     )
-            if node.inference and i > 0:
-                yield self.problem((*here, "inference"), ENGINE_PER_NODE)
-            elif node.inference and self.config.inference is None:
+            if node.inference and self.config.inference is None:
                 yield self.problem(
                     (*here, "inference"), "a node's inference actor needs an 'inference' section"
                 )

@@ -350,13 +350,6 @@ class GatewayConfig(_Section, frozen=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
 
 
-ENGINE_PER_NODE = (
-    "an inference engine per node is not built yet: the head's inference actor serves the "
-    "agents of every node; remove inference: true"
-)
-"""Why ``inference: true`` is refused on a node other than the head (checks and assembly)."""
-
-
 class NodeConfig(_Section, frozen=True):
     """One entry of ``cluster.nodes:`` — a process, placed by Ray, that runs some groups.
 
@@ -364,8 +357,15 @@ class NodeConfig(_Section, frozen=True):
     node only). ``resources``: what Ray reserves for the node's process, by Ray resource name:
     ``CPU``, ``GPU``, ``memory`` and ``object_store_memory`` (in bytes), or a custom resource
     of the cluster; ``{CPU: 0}`` reserves nothing. ``inference``: the node runs an inference
-    actor (an engine, as the ``inference:`` section describes) of its own; ``engine_args``
-    are passed through to that node's engine (``tensor_parallel_size``, ...).
+    actor (an engine, as the ``inference:`` section describes) of its own, and the head's
+    ``/kernel/inference`` routes every agent's requests over all of them (by queue depth,
+    keeping each agent on the engine it warmed); on the head (the first node) it says whether
+    the head keeps an engine too. With no node but the head saying it, the head's one
+    inference actor serves every node. ``engine_args`` are passed through to that node's
+    engine over the section's (``tensor_parallel_size``, ``gpu_memory_utilization``, ...).
+    ``throughput``: messages one actor of the node handles before its loop serves the others,
+    the node's links among them; lower it on a node of CPU-bound actors, so that it sends and
+    answers the other nodes' messages sooner.
     """
 
     name: Name
@@ -377,6 +377,7 @@ class NodeConfig(_Section, frozen=True):
     ] = msgspec.field(default_factory=lambda: {"CPU": 1.0})
     inference: bool = False
     engine_args: dict[str, Any] = {}
+    throughput: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
 
 
 class ClusterConfig(_Section, frozen=True):

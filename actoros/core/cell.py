@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .supervision import ChildSpec
     from .system import ActorSystem
 
+_SAME: Any = object()  # forward()'s default: the message in hand
+
 
 class ActorCell:
     """The record of one actor (see the module docstring); implements ``Context``."""
@@ -222,6 +224,19 @@ class ActorCell:
             raise RuntimeError("defer_reply() is only valid inside receive, once per message")
         self._current = None  # the drain loop sees it gone and does not reply
         return DeferredReply(envelope[2], envelope[0], self.ref)
+
+    def forward(self, ref: ActorRef, message: Any = _SAME) -> DeferredReply:
+        envelope = self._current
+        if envelope is None:
+            raise RuntimeError("forward() is only valid inside receive, once per message")
+        original, sender, fut = envelope
+        self._current = None  # the reply is ``ref``'s to give now
+        try:
+            ref._cell._post((original if message is _SAME else message, sender, fut))
+        except BaseException:
+            self._current = envelope  # not sent: the reply is still this actor's
+            raise
+        return DeferredReply(fut, original, self.ref)
 
     def stop(self) -> None:
         self._exit_requested = True

@@ -150,6 +150,19 @@ class Context(Protocol):
         """
         ...
 
+    def forward(self, ref: ActorRef, message: Any = ...) -> DeferredReply:
+        """Pass the message in hand on to ``ref`` (or ``message`` in its place), keeping its
+        sender and its asker: ``ref`` sees the original ``ctx.sender`` and its reply goes
+        straight to the asker (Akka's ``forward``; a router's hop costs no second ask).
+
+        Returns the reply handle, for watching its end (``done``, ``on_done``); resolving it
+        is ``ref``'s business. ``receive``'s return value is then ignored. If the message
+        cannot be sent (a ``NotPortable`` message to another node, a full mailbox that
+        rejects) the error is raised and the reply stays this actor's. Call it inside
+        ``receive``, before its first ``await``.
+        """
+        ...
+
     def stop(self) -> None:
         """Exit normally after the current message (OTP normal exit).
 

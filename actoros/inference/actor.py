@@ -505,14 +505,14 @@ class InferenceActor(Actor):
     # -- metrics ----------------------------------------------------------------------------
 
     def metrics(self) -> InferenceMetrics:
-        engine = self.engine
+        engine = self.engine if self._ready else None
         return self._metrics.snapshot(
             time.perf_counter(),
             engine_ready=self._ready,
             waiting=len(self._waiting),
             in_flight=len(self._in_flight),
-            engine_unfinished=engine.num_unfinished() if engine is not None and self._ready else 0,
-            supports_constraints=engine is not None
-            and self._ready
-            and getattr(engine, "supports_constraints", False),
+            engine_unfinished=engine.num_unfinished() if engine is not None else 0,
+            supports_constraints=getattr(engine, "supports_constraints", False),
+            max_model_len=engine.max_model_len if engine is not None else 0,
+            max_num_seqs=engine.max_num_seqs if engine is not None else 0,
         )

@@ -26,6 +26,8 @@ class InferenceMetrics(msgspec.Struct, frozen=True):
     ttft_p50_s: float | None
     engine_unfinished: int
     supports_constraints: bool = False  # the engine enforces Generate.constraint
+    max_model_len: int = 0  # what the started engine reports (0: not started)
+    max_num_seqs: int = 0
 
 
 class MetricsWindow:
@@ -58,6 +60,8 @@ class MetricsWindow:
         in_flight: int,
         engine_unfinished: int,
         supports_constraints: bool = False,
+        max_model_len: int = 0,
+        max_num_seqs: int = 0,
     ) -> InferenceMetrics:
         recent = self._recent
         while recent and recent[0][0] < now - self.window:
@@ -76,4 +80,6 @@ class MetricsWindow:
             ttft_p50_s=ttfts[len(ttfts) // 2] if ttfts else None,
             engine_unfinished=engine_unfinished,
             supports_constraints=supports_constraints,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
         )

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from actoros import Context, LifecycleEvent
+from actoros import Actor, ActorRef, ActorStopped, Context, LifecycleEvent
 from actoros.agents import (
     AgentError,
     AgentReply,
@@ -301,6 +301,46 @@ async def test_a_step_the_engine_died_under_is_asked_again_once_the_engine_is_ba
             ("user", "Capital of France?"),
             ("assistant", "Paris."),
         ]
+
+
+class LosesFirst(Actor):
+    """Stands for a router whose engine's node is lost under the first request: that ask
+    ends with ``ActorStopped``; the next ones go on to the engine."""
+
+    def __init__(self, engine: ActorRef) -> None:
+        self.engine = engine
+        self.lost = False
+
+    def receive(self, message: Any, ctx: Context) -> Any:
+        if not self.lost:
+            self.lost = True
+            ctx.defer_reply().fail(ActorStopped("/engine.b/inference: node b was lost"))
+            return None
+        ctx.forward(self.engine)
+        return None
+
+
+async def test_a_step_whose_engine_stopped_under_it_is_asked_again() -> None:
+    # issue 13: an engine on a lost node ends its asks with ActorStopped (NodeUnreachable);
+    # the router then sends the step to an engine that runs
+    from actoros.inference.actor import InferenceActor
+    from actoros.kernel.threads import ThreadStore
+    from actoros.kernel.tools import ToolRegistry, ToolService
+    from actoros.testing import test_system
+
+    from .kernel import no_summary
+
+    async with test_system(real_time=True) as system:
+        engine = await system.spawn(
+            InferenceActor, lambda: ScriptedEngine(["Paris."]), log_every=None
+        )
+        inference = await system.spawn(LosesFirst, engine)
+        threads = await system.spawn(ThreadStore, no_summary)
+        tools = await system.spawn(ToolService, ToolRegistry.with_builtins())
+        kernel = Kernel(system, ScriptedEngine([]), inference, threads, tools, {})
+        ref = await kernel.spawn(llm())
+        reply = await ref.ask(UserMessage(text="Capital of France?"))
+        assert isinstance(reply, AgentReply) and reply.text == "Paris."
 
 
 async def test_turns_of_one_thread_run_one_after_another_and_leave_no_lock(

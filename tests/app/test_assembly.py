@@ -13,10 +13,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from actoros import LifecycleEvent
+from actoros import ActorSystem, LifecycleEvent
 from actoros.agents import AgentReply
+from actoros.app import cluster as app_cluster
 from actoros.app import run_system, start_system
-from actoros.config import ConfigError, parse_config
+from actoros.app.assembly import kernel_spec
+from actoros.app.host import System
+from actoros.config import ClusterConfig, Config, ConfigError, NodeConfig, parse_config
+from actoros.inference.actor import InferenceActor
+from actoros.inference.router import InferenceRouter
 from actoros.kernel import Subscribe, Subscribers
 from actoros.kernel.access import Publish
 from actoros.testing import capture_events, spawn_probe
@@ -176,3 +181,46 @@ async def test_a_sqlite_file_that_cannot_be_opened_is_a_config_error_naming_it(
 def _set(event: asyncio.Event) -> asyncio.Event:
     event.set()
     return event
+
+
+def on_two_nodes(config: Config, *engines: str) -> Config:
+    """``config`` with ``workers`` on a second node (only its layout: nothing is started);
+    ``engines``: the nodes with ``inference: true``, ``engine_args`` on the workers'."""
+    nodes = (
+        NodeConfig(name="head", groups=("front",), inference="head" in engines),
+        NodeConfig(
+            name="workers",
+            groups=("workers",),
+            inference="workers" in engines,
+            engine_args={"max_model_len": 1024} if "workers" in engines else {},
+        ),
+    )
+    return msgspec.structs.replace(config, cluster=ClusterConfig(backend="ray", nodes=nodes))
+
+
+def test_the_kernel_routes_inference_over_every_nodes_engine(tmp_path: Path) -> None:
+    base = fake_config(tmp_path)
+    assert app_cluster.engine_paths(base) is None  # one process: one inference actor
+    assert app_cluster.engine_paths(on_two_nodes(base)) is None  # the head's serves both
+    assert app_cluster.engine_paths(on_two_nodes(base, "head")) is None
+    assert app_cluster.engine_paths(on_two_nodes(base, "workers")) == ["/engine.workers/inference"]
+    config = on_two_nodes(base, "head", "workers")
+    assert app_cluster.engine_paths(config) == ["/kernel/engine", "/engine.workers/inference"]
+    assert app_cluster.remote_groups(config) == {
+        "engine.workers": "workers",
+        "workers": "workers",
+    }
+    spec = kernel_spec(System(config, ActorSystem("t")), app_cluster.access_of(config))
+    engine, router = spec.children[-2:]
+    assert (engine.name, engine.factory) == ("engine", InferenceActor)
+    assert (router.name, router.factory, router.args) == (
+        "inference",
+        InferenceRouter,
+        (["/kernel/engine", "/engine.workers/inference"],),
+    )
+    assert config.cluster is not None
+    workers = app_cluster.node_inference(config, config.cluster.nodes[1])
+    assert workers.engine_args["max_model_len"] == 1024  # the node's over the section's
+    assert app_cluster.node_inference(config, config.cluster.nodes[0]) is config.inference
+    assert app_cluster.head_options(config) == {"throughput": 64}
+    assert app_cluster.head_options(base) == {}

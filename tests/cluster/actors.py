@@ -48,6 +48,8 @@ class Echo(Actor):
                 raise ValueError("boom from a remote node")
             case "sender":
                 return ctx.sender
+            case "throughput":  # what its node's system was started with
+                return ctx.system._throughput
             case "exit":
                 ctx.stop()
                 return "bye"

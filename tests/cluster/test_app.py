@@ -22,15 +22,24 @@ from app.configs import fake_config, lines_of, slow_fake_config
 
 from actoros.app import cluster as app_cluster
 from actoros.app import run_system
-from actoros.config import ClusterConfig, Config, ConfigError, NodeConfig
+from actoros.config import ClusterConfig, Config, NodeConfig
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
 
 
-def split(config: Config, **worker: object) -> Config:
+def split(config: Config, engines: tuple[str, ...] = ()) -> Config:
+    """``config`` with its ``workers`` group on a second node; ``engines``: the nodes that run
+    an engine of their own (none: the head's one inference actor serves both)."""
     nodes = (
-        NodeConfig(name="head", groups=("front",), resources={"CPU": 0.0}),
-        NodeConfig(name="workers", groups=("workers",), resources={"CPU": 0.5}, **worker),  # type: ignore[arg-type]
+        NodeConfig(
+            name="head", groups=("front",), resources={"CPU": 0.0}, inference="head" in engines
+        ),
+        NodeConfig(
+            name="workers",
+            groups=("workers",),
+            resources={"CPU": 0.5},
+            inference="workers" in engines,
+        ),
     )
     cluster = ClusterConfig(backend="ray", address="auto", heartbeat=0.5, nodes=nodes)
     return msgspec.structs.replace(config, cluster=cluster)
@@ -59,18 +68,30 @@ async def test_the_fake_example_on_two_nodes_answers_as_on_one(
     assert two.output_tokens == one.output_tokens > 0
 
 
-async def test_a_node_with_its_own_engine_is_refused_as_not_built(
+async def test_an_engine_on_the_other_node_serves_every_node_through_the_router(
     ray_cluster: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="an inference engine per node is not built yet"):
-        await run_system(split(fake_config(tmp_path), inference=True), out=io.StringIO())
+    """The only engine runs on the workers node: the head's router sends it every request,
+    the front agents' (on the head) and the workers' alike, and the answers are the same."""
+    alone, apart = io.StringIO(), io.StringIO()
+    one = await run_system(timeless(fake_config(tmp_path / "one")), out=alone)
+    config = split(timeless(fake_config(tmp_path / "two")), engines=("workers",))
+    two = await run_system(config, out=apart)
+    assert (two.tasks, two.ok, two.failed) == (20, 20, 0)
+    by_id = {line["id"]: line for line in lines_of(alone)}
+    for line in lines_of(apart):
+        assert line["output"] == by_id[line["id"]]["output"], line["id"]
+    assert two.output_tokens == one.output_tokens > 0
 
 
+@pytest.mark.parametrize("engines", [(), ("head", "workers")], ids=["head-engine", "two-engines"])
 async def test_a_node_killed_mid_workload_loses_no_task(
-    ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engines: tuple[str, ...]
 ) -> None:
     """SIGKILL of the workers node's process while its agents answer: the head restarts the
-    node with its group, the tasks it was running are asked again, every task is answered."""
+    node with its group, the tasks it was running are asked again, every task is answered.
+    With an engine on each node, the workers' engine dies with them: the requests it had
+    fail over to the head's (the router skips the lost one), none is lost."""
     heads: list[Any] = []
     start = app_cluster.start_cluster
 
@@ -80,7 +101,7 @@ async def test_a_node_killed_mid_workload_loses_no_task(
 
     monkeypatch.setattr(app_cluster, "start_cluster", keep_head)
     out = io.StringIO()
-    config = split(timeless(slow_fake_config(tmp_path, token_delay=0.01)))
+    config = split(timeless(slow_fake_config(tmp_path, token_delay=0.01)), engines)
     running = asyncio.ensure_future(run_system(config, out=out))
     while len(lines_of(out)) < 3:  # some tasks answered, the rest on their way
         assert not running.done(), running

@@ -49,7 +49,10 @@ def cluster(ray_cluster: str) -> Iterator[Cluster]:
             {"CPU": 0.5},
         ),
         NodeSpec(
-            "fragile", (GroupSpec("frail", Silent), GroupSpec("frail_echo", Echo)), {"CPU": 0.5}
+            "fragile",
+            (GroupSpec("frail", Silent), GroupSpec("frail_echo", Echo)),
+            {"CPU": 0.5},
+            throughput=3,
         ),
     ]
     actoros_cluster = Cluster(nodes, heartbeat=0.5, max_restarts=5, within=60.0)
@@ -71,6 +74,11 @@ def test_every_node_is_its_own_process(cluster: Cluster) -> None:
     assert set(pids) == {"front", "workers", "fragile"}
     assert len(set(pids.values())) == 3
     assert os.getpid() not in pids.values()
+
+
+def test_a_node_runs_with_its_own_throughput(cluster: Cluster) -> None:
+    assert drive(cluster.ask("/frail_echo", "throughput")) == 3
+    assert drive(cluster.ask("/echo", "throughput")) == 64  # the runtime's default
 
 
 def test_the_driver_reaches_an_actor_on_any_node(cluster: Cluster) -> None:

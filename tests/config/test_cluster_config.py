@@ -250,18 +250,18 @@ def test_an_inference_node_needs_an_inference_section() -> None:
     ]
 
 
-def test_an_engine_per_node_is_refused_as_not_built_yet() -> None:
-    lines = problems(
-        """        cluster:
+def test_an_engine_per_node_is_valid() -> None:
+    text = """        cluster:
           backend: ray
           nodes:
             - {name: a, groups: [front]}
-            - {name: b, groups: [workers], inference: true}
+            - {name: b, groups: [workers], inference: true, engine_args: {max_model_len: 1024}}
         """
-    )
-    assert lines == [
-        "12: cluster.nodes[1].inference: an inference engine per node is not built yet: the "
-        "head's inference actor serves the agents of every node; remove inference: true"
+    cluster = parse_config(GROUPS + textwrap.dedent(text)).cluster
+    assert cluster is not None
+    assert [(n.inference, n.engine_args) for n in cluster.nodes] == [
+        (False, {}),
+        (True, {"max_model_len": 1024}),
     ]
 
 
@@ -346,5 +346,16 @@ def test_an_unknown_key_lists_the_known_ones() -> None:
     ]
     assert problems("cluster:\n  nodes:\n    - {name: a, resource: {CPU: 1}}\n") == [
         "10: cluster.nodes[0].resource: unknown key (known: engine_args, groups, inference, "
-        "name, resources)"
+        "name, resources, throughput)"
     ]
+
+
+def test_a_nodes_throughput_has_a_range() -> None:
+    lines = problems(
+        """        cluster:
+          backend: ray
+          nodes:
+            - {name: a, groups: [front], throughput: 0}
+        """
+    )
+    assert lines == ["11: cluster.nodes[0].throughput: 0 is out of range (allowed: 1 to 10000)"]

@@ -11,6 +11,7 @@ import pytest
 from actoros import (
     Actor,
     ActorRef,
+    ActorStopped,
     ActorSystem,
     AskTimeout,
     ChildSpec,
@@ -256,3 +257,79 @@ async def test_ctx_stop_exits_normally_after_the_reply(system: ActorSystem) -> N
         await events.wait_for(LifecycleEvent("/quits", "stopped", "normal"))
     assert [e.kind for e in events] == ["stopped"]  # no failure, and (transient) no restart
     assert not ref.is_alive and system.lookup("quits") is None
+
+
+class Forwarder(Actor):
+    """Passes every message on to ``target`` (``"swap"`` as ``"swapped"``); records the ends."""
+
+    def __init__(self, target: ActorRef) -> None:
+        self.target = target
+        self.ended: list[str] = []
+
+    def receive(self, message: Any, ctx: Context) -> Any:
+        if message == "ends":
+            return list(self.ended)
+        reply = ctx.forward(self.target, "swapped" if message == "swap" else message)
+        reply.on_done(lambda: self.ended.append(repr(message)))
+        return "ignored: the reply is the target's"
+
+
+class WhoAsks(Actor):
+    def receive(self, message: Any, ctx: Context) -> Any:
+        return (message, ctx.sender.path if ctx.sender is not None else None)
+
+
+async def test_forward_keeps_the_sender_and_the_asker(system: ActorSystem) -> None:
+    target = await system.spawn(WhoAsks, name="target")
+    router = await system.spawn(Forwarder, target, name="router")
+
+    class Asker(Actor):
+        async def receive(self, message: Any, ctx: Context) -> Any:
+            return await router.ask(message)
+
+    asker = await system.spawn(Asker, name="asker")
+    assert await asker.ask("hello") == ("hello", "/asker")  # the target saw the asker
+    assert await router.ask("swap") == ("swapped", None)  # from outside any actor: no sender
+    assert await router.ask("ends") == ["'hello'", "'swap'"]  # its end reached the router
+
+
+async def test_a_forwarded_tell_keeps_its_sender(system: ActorSystem) -> None:
+    ref, probe = await spawn_probe(system)
+    sender = await system.spawn(Echo, name="sender")
+    router = await system.spawn(Forwarder, ref, name="router")
+    router.tell("note", sender=sender)
+    assert await probe.expect("note") == "note"
+    assert probe.last_sender == sender
+
+
+async def test_forward_to_a_stopped_actor_fails_the_ask(system: ActorSystem) -> None:
+    target = await system.spawn(Echo, name="gone")
+    await target.stop()
+    router = await system.spawn(Forwarder, target, name="router")
+    with pytest.raises(ActorStopped):
+        await router.ask("anyone?")
+
+
+async def test_forward_outside_receive_or_twice_is_refused(system: ActorSystem) -> None:
+    errors: list[str] = []
+    target = await system.spawn(Echo, name="echo")
+
+    class Twice(Actor):
+        async def on_start(self) -> None:
+            try:
+                self.ctx.forward(target)
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+        def receive(self, message: Any, ctx: Context) -> Any:
+            ctx.forward(target)
+            for take in (lambda: ctx.forward(target), ctx.defer_reply):
+                try:
+                    take()
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+            return None
+
+    ref = await system.spawn(Twice)
+    assert await ref.ask("x") == "x"
+    assert len(errors) == 3

@@ -76,6 +76,10 @@ POLL = 0.01  # seconds between asks to a killed node's group
 SETTLE = 1.0  # seconds after a node is back before the next kill (its keeper finishes)
 JOB_SAMPLES = 21  # CPU jobs timed alone on the head, per repeat
 ASK_TIMEOUT = 300.0  # seconds for one measurement (the driver's ask to the head)
+ROUTER_THROUGHPUT = 1
+"""Node a's ``throughput``: it routes the work and runs CPU-bound workers too, so each of its
+actors hands the loop back after every message and its links run between jobs (64, the
+default, made a's links wait for up to 64 jobs: node b ran 17-20% of the tasks, not half)."""
 
 
 def workers(node: str, sizes: Sizes) -> tuple[str, ...]:
@@ -102,6 +106,7 @@ def node_specs(sizes: Sizes) -> list[Any]:
             "a",
             (GroupSpec("probe", actors.Prober), GroupSpec("spread", actors.Spreader), *pool("a")),
             {"CPU": 1.0},
+            ROUTER_THROUGHPUT,
         ),
         NodeSpec(
             "b",
@@ -282,7 +287,8 @@ def _scaling_notes(metrics: dict[str, float]) -> list[str]:
         f"in the two-node layout node b ran {share:.0%} of the tasks (half would be even): node "
         f"a's one loop runs its own workers' jobs ({metrics.get('task_ms', math.nan):.1f} ms "
         "each, during which nothing else on a runs) and also carries every task to b and every "
-        "answer back, so b's workers wait on a between jobs. With the driver alone on a, two "
+        "answer back, so b's workers wait on a between jobs, however soon a's actors hand its "
+        "loop back (`throughput`). With the driver alone on a, two "
         f"worker nodes made {metrics.get('workers_two_vs_one', math.nan):.2f}× one "
         "(`workers_two_vs_one`): keep CPU-bound actors off the node that routes the work"
     ]
@@ -299,7 +305,9 @@ def _method_notes(sizes: Sizes, cpus: int) -> list[str]:
         "returns True)",
         f"CPU scaling: {sizes.tasks} tasks of {sizes.rounds:,} iterations of a pure-Python LCG "
         f"walk per layout and repeat, {2 * sizes.workers_per_node} workers in every layout, "
-        f"{sizes.window} tasks in flight per worker, the same tasks (checksum) in every layout",
+        f"{sizes.window} tasks in flight per worker, the same tasks (checksum) in every layout; "
+        f"node a (the driver, and workers in the two-node layout) runs with throughput "
+        f"{ROUTER_THROUGHPUT} (`cluster.nodes[].throughput`), b and c with the default 64",
         f"node loss: {sizes.kills} SIGKILLs of node b's process (pid from `Cluster.pids()`); "
         f"recovery is the time from the kill to the first ask to b's /echo that is answered, "
         f"asked from the bench's process through the head every {POLL * 1e3:.0f} ms "
