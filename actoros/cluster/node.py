@@ -3,7 +3,8 @@
 ``NodeRuntime`` lives inside a node's process (``process.py``), on the system's loop. It makes
 ``system.lookup("/group/...")`` find actors on other nodes (through ``placement``: which node
 hosts each top-level group), turns incoming frames into posts to local actors, and sends each
-reply back the way its ask came.
+reply back the way its ask came — a ``ReplyStream`` reply as a stream relayed by the link
+(``remote.py``), since a stream cannot cross as a value.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import msgspec
 import structlog
 
 from actoros.core import ActorRef, ActorStopped, ActorSystem
+from actoros.core.stream import ReplyStream
 
 from . import wire
 from .remote import PIGGYBACK_TURNS, Link, NodeWatcher, RemoteCell
 from .wire import Codec, Frame, NotPortable
 
 log = structlog.get_logger("actoros.cluster")
+
+_ASKS = (wire.MSG, wire.STOP)
+"""Frame kinds whose ``corr`` asks for an answer (a reply's, or a stream's, answers one)."""
 
 
 class NodeRuntime:
@@ -209,7 +214,7 @@ class NodeRuntime:
         """Apply ``frames``; how many of them ask for an answer."""
         asks = 0
         for frame in frames:
-            if frame.corr and frame.kind != wire.REPLY:
+            if frame.corr and frame.kind in _ASKS:
                 asks += 1
             try:
                 self._frame(link, frame)
@@ -222,7 +227,7 @@ class NodeRuntime:
                     actor=frame.path,
                     error=repr(exc),
                 )
-                if frame.corr and frame.kind in (wire.MSG, wire.STOP):
+                if frame.corr and frame.kind in _ASKS:
                     self._reply_error(link, frame.corr, exc)
         return asks
 
@@ -232,6 +237,14 @@ class NodeRuntime:
             self._message(link, frame)
         elif kind == wire.REPLY:
             link.reply(frame)
+        elif kind == wire.ITEM:
+            link.stream_item(frame)
+        elif kind == wire.END:
+            link.stream_end(frame)
+        elif kind == wire.STREAM:
+            link.open_stream(frame)
+        elif kind == wire.CLOSE:
+            link.close_relay(frame)
         elif kind == wire.TERMINATED:
             cell = self._cells.get((link.node, frame.path))
             if cell is not None:
@@ -268,6 +281,9 @@ class NodeRuntime:
 
     def _answer(self, link: Link, corr: int, fut: asyncio.Future[Any]) -> None:
         if link.lost is not None:
+            if not fut.cancelled() and fut.exception() is None:
+                if isinstance(fut.result(), ReplyStream):
+                    link.close_later(fut.result())  # nobody will read it
             return
         if fut.cancelled():
             self._reply_error(link, corr, ActorStopped("the ask was cancelled"))
@@ -276,8 +292,12 @@ class NodeRuntime:
         if error is not None:
             self._reply_error(link, corr, error)
             return
+        result = fut.result()
+        if isinstance(result, ReplyStream):
+            link.relay(corr, result)
+            return
         try:
-            tag, body = link.codec.body(fut.result())
+            tag, body = link.codec.body(result)
         except NotPortable as exc:
             self._reply_error(link, corr, exc)
             return

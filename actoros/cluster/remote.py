@@ -9,20 +9,37 @@ wait and join the next batch), and numbers its batches so the receiver applies t
 When a link fails (a call to the node raises, or its heartbeat goes unanswered), the node is
 lost: asks waiting on it raise ``ActorStopped``, messages not yet acknowledged become dead
 letters, and watchers of its actors get ``Terminated`` — nothing hangs, nothing vanishes.
+
+Streamed replies. When a remote ask is answered with a ``ReplyStream`` (``CompletionStream``,
+``AgentStream``, ...), the stream cannot cross: the answering node keeps it and its link runs
+a relay task that reads it (``async for``; for a ``CompletionStream`` that reader is what
+pulls the generation) and sends each item, then the final value or the error, as frames of
+the ask's ``corr`` — batched per loop turn with everything else, in order. The asker's ask
+resolves with a local instance of the same class, built as ``cls(label, on_close)``: a
+subclass that is to cross must take ``(str, on_close)`` as its ``__init__``, as
+``CompletionStream(request_id, on_close)`` and ``AgentStream(agent, on_close)`` do; items
+arrive in it by ``_push``, the end by ``_end``. Closing it before its end sends ``CLOSE``:
+the relay stops and ``aclose()``s the real stream (a generation is aborted). The asker holds
+it weakly where the class allows, so a dropped ``CompletionStream`` closes as a local one
+does. A lost answering node ends the stream with ``NodeUnreachable``; a lost asker closes
+the real one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from actoros.core import ActorRef, ActorStopped, Terminated
+from actoros.core.stream import ReplyStream
 
 from . import wire
-from .wire import Frame, NodeUnreachable
+from .wire import Frame, NodeUnreachable, NotPortable
 
 if TYPE_CHECKING:
     from .node import NodeRuntime
@@ -224,6 +241,11 @@ class Link:
         self.peer_process: int | None = None  # known from its first batch (seq 1)
         self.parked: dict[tuple[int, int], bytes] = {}  # (process, seq) -> an early batch
         self.watchers: dict[str, NodeWatcher] = {}  # paths here that node watches
+        # streamed replies, by the corr of their ask: read here (from that node's relays),
+        # and relayed from here (that node's asks answered with a stream)
+        self.streams: dict[int, Callable[[], ReplyStream[Any, Any] | None]] = {}
+        self.relays: dict[int, asyncio.Task[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # real streams being closed
         self._heartbeat: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -315,6 +337,137 @@ class Link:
         else:
             fut.set_exception(self.codec.decode_error(frame.tag, frame.body))
 
+    # -- streamed replies: the asker's side ------------------------------------------------
+
+    def open_stream(self, frame: Frame) -> None:
+        """``STREAM``: ask ``corr`` is answered with a stream; it resolves with a local one."""
+        corr = frame.corr
+        fut = self._pending.pop(corr, None)
+        if fut is None or fut.done():  # the ask timed out meanwhile: nobody will read it
+            self.send(Frame(wire.CLOSE, "", corr))
+            self.runtime.system.dead_letter(
+                frame.tag, None, f"late streamed reply from node {self.node}: the ask had ended"
+            )
+            return
+        try:
+            cls, label = self.codec.decode_stream(frame.tag, frame.body)
+            stream = cls(label, functools.partial(self._stream_closed, corr))
+        except Exception as exc:  # refused, or a subclass that does not take (label, on_close)
+            self.send(Frame(wire.CLOSE, "", corr))
+            if not isinstance(exc, NotPortable):
+                exc = NotPortable(f"{frame.tag} cannot be built as cls(label, on_close): {exc}")
+            fut.set_exception(exc)
+            return
+        self.streams[corr] = _held(stream)
+        fut.set_result(stream)
+
+    def stream_item(self, frame: Frame) -> None:
+        stream = self._open(frame.corr)
+        if stream is None:
+            return
+        try:
+            item = self.codec.decode_body(frame.tag, frame.body)
+        except Exception as exc:  # an item skipped would break the order: end it here
+            del self.streams[frame.corr]
+            self.send(Frame(wire.CLOSE, "", frame.corr))
+            stream._end(exc)
+            return
+        stream._push(item)
+
+    def stream_end(self, frame: Frame) -> None:
+        stream = self._open(frame.corr)
+        if stream is None:
+            return
+        del self.streams[frame.corr]
+        outcome: Any
+        if frame.ok:
+            try:
+                outcome = self.codec.decode_body(frame.tag, frame.body)
+            except Exception as exc:
+                outcome = exc
+        else:
+            outcome = self.codec.decode_error(frame.tag, frame.body)
+        stream._end(outcome)
+
+    def _open(self, corr: int) -> ReplyStream[Any, Any] | None:
+        """The open stream of ``corr``; None when it was closed (its late frames drop)."""
+        held = self.streams.get(corr)
+        if held is None:
+            return None
+        stream = held()
+        if stream is None:  # dropped unread by the asker: close it over there
+            self._stream_closed(corr)
+        return stream
+
+    def _stream_closed(self, corr: int) -> None:
+        """``on_close`` of a local stream (closed before its end, or dropped)."""
+        if self.streams.pop(corr, None) is not None and self.lost is None:
+            self.send(Frame(wire.CLOSE, "", corr))
+
+    # -- streamed replies: the answering side ----------------------------------------------
+
+    def relay(self, corr: int, stream: ReplyStream[Any, Any]) -> None:
+        """Answer ask ``corr`` with ``stream``: open it on the asker, then relay it."""
+        try:
+            tag, body = self.codec.stream(stream)
+        except NotPortable as exc:
+            etag, ebody = self.codec.error(exc)
+            self.send(Frame(wire.REPLY, "", corr, etag, ebody, ok=False))
+            self.close_later(stream)
+            return
+        self.send(Frame(wire.STREAM, "", corr, tag, body))
+        task = self.relays[corr] = self._loop.create_task(self._relay(corr, stream))
+        task.add_done_callback(functools.partial(self._relay_done, corr, stream))
+
+    async def _relay(self, corr: int, stream: ReplyStream[Any, Any]) -> None:
+        """The real stream's reader: each item as it comes (those already queued leave in
+        one batch), then its end. The stream's error, an item that cannot cross, or a stream
+        that stopped without a final value each end the asker's stream with that error."""
+        codec, send = self.codec, self.send
+        try:
+            async for item in stream:
+                if self.lost is not None:
+                    return
+                tag, body = codec.body(item)
+                if stream.closed:  # the final value: the item after which it is finished
+                    send(Frame(wire.END, "", corr, tag, body))
+                    return
+                send(Frame(wire.ITEM, "", corr, tag, body))
+            raise stream._incomplete()
+        except Exception as exc:
+            if self.lost is None:
+                tag, body = codec.error(exc)
+                send(Frame(wire.END, "", corr, tag, body, ok=False))
+
+    def _relay_done(
+        self, corr: int, stream: ReplyStream[Any, Any], task: asyncio.Task[None]
+    ) -> None:
+        if self.relays.get(corr) is task:
+            del self.relays[corr]
+        if not stream.closed:  # stopped early (CLOSE, a lost asker, an error): stop its work
+            self.close_later(stream)
+
+    def close_later(self, stream: ReplyStream[Any, Any]) -> None:
+        """``aclose()`` a real stream nobody reads any more (its ``on_close`` stops the
+        answering actor's work), from a task of its own: the callers cannot await."""
+        task = self._loop.create_task(self._aclose(stream))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _aclose(self, stream: ReplyStream[Any, Any]) -> None:
+        try:
+            await stream.aclose()
+        except Exception as exc:  # the answering actor's on_close failed: nothing to undo
+            log.warning(
+                "cluster.stream_close_failed", node=self.node, stream=repr(stream), error=repr(exc)
+            )
+
+    def close_relay(self, frame: Frame) -> None:
+        """``CLOSE``: the asker closed stream ``corr``; a relay already done ignores it."""
+        task = self.relays.pop(frame.corr, None)
+        if task is not None:
+            task.cancel()  # its done callback closes the real stream
+
     # -- liveness ---------------------------------------------------------------------------
 
     def start_heartbeat(self, every: float) -> None:
@@ -350,11 +503,30 @@ class Link:
                 fut.set_exception(
                     NodeUnreachable(f"node {self.node} is unreachable ({reason}): no reply came")
                 )
+        streams, self.streams = self.streams, {}
+        for held in streams.values():
+            stream = held()
+            if stream is not None:
+                stream._end(
+                    NodeUnreachable(f"node {self.node} is unreachable ({reason}): the stream ended")
+                )
+        relays, self.relays = self.relays, {}
+        for task in relays.values():
+            task.cancel()  # the asker is gone: each real stream is closed
         undelivered = [m for batch in self._in_flight.values() for m in batch]
         undelivered.extend(self._out_msgs)
         self._in_flight.clear()
         self._out, self._out_msgs = [], []
         return undelivered
+
+
+def _held(stream: ReplyStream[Any, Any]) -> Callable[[], ReplyStream[Any, Any] | None]:
+    """How a link holds an open stream: weakly where the class allows (a dropped stream then
+    closes, as a local ``CompletionStream`` does), else until its end."""
+    try:
+        return weakref.ref(stream)
+    except TypeError:  # no __weakref__ slot (AgentStream)
+        return lambda: stream
 
 
 def _reason(error: BaseException) -> str:

@@ -15,7 +15,19 @@ kind           meaning
 ``STOP``       stop ``path`` for good; the reply to ``corr`` says it is gone
 ``WATCH``      the sending node watches ``path`` (``UNWATCH``: no longer)
 ``TERMINATED`` ``path`` stopped for good; ``tag`` is the reason
+``STREAM``     ask ``corr`` is answered with a ``ReplyStream``: ``tag`` names its class,
+               the body is its label; the stream's own frames carry the same ``corr``
+``ITEM``       the next item of stream ``corr``; ``tag`` and body as a message's
+``END``        stream ``corr`` ended: its final value, or its error when ``ok`` is false
+``CLOSE``      the asker closed stream ``corr`` before its end: close the real one
 =============  ======================================================================
+
+A streamed reply is not a value that crosses: the stream stays on the answering node, read
+there, and its items follow the ``STREAM`` frame on the same link (so in order). The asker
+gets a local instance of the same class, built as ``cls(label, on_close)``: every
+``ReplyStream`` subclass that is to cross takes ``(str, on_close)`` (``CompletionStream``,
+``AgentStream`` do). A ``STREAM`` tag only resolves to a subclass of ``ReplyStream`` that this
+process has already defined: nothing is imported for it (``resolve_stream``).
 
 Bodies: a msgspec ``Struct`` goes as msgpack under its import name (``module:Class``) and is
 decoded back into that class; plain values (str, int, float, bool, None, bytes, lists and
@@ -40,6 +52,7 @@ from typing import Any, Final
 import msgspec
 
 from actoros.core import ActorRef, ActorStopped
+from actoros.core.stream import ReplyStream
 
 MSG: Final = 0
 REPLY: Final = 1
@@ -47,6 +60,10 @@ STOP: Final = 2
 WATCH: Final = 3
 UNWATCH: Final = 4
 TERMINATED: Final = 5
+STREAM: Final = 6
+ITEM: Final = 7
+END: Final = 8
+CLOSE: Final = 9
 
 REF_EXT: Final = 1
 """msgpack extension code of an ``ActorRef``: its data is msgpack ``[node, path]``."""
@@ -120,6 +137,35 @@ def resolve_tag(tag: str, base: type) -> type:
         cls = _resolved[tag] = obj
     if not issubclass(cls, base):
         raise NotPortable(f"{tag} is not a {base.__name__}")
+    return cls
+
+
+StreamClass = Callable[[str, Callable[[], None]], ReplyStream[Any, Any]]
+"""What a stream's class must be to cross: ``cls(label, on_close)`` builds the asker's copy."""
+
+_streams: dict[str, StreamClass] = {}
+
+
+def resolve_stream(tag: str) -> StreamClass:
+    """The ``ReplyStream`` subclass named by ``tag`` among those defined in this process.
+
+    Unlike a body's tag, a stream's is never imported: the class is looked up among
+    ``ReplyStream``'s subclasses, so a frame can only ever name one of them (the asker has
+    loaded the class of the streams it asks for: its package defines the messages it sends).
+    """
+    cls = _streams.get(tag)
+    if cls is None:
+        todo = list(ReplyStream.__subclasses__())
+        while todo:  # a miss walks again: subclasses are defined as modules load
+            sub = todo.pop()
+            _streams[type_tag(sub)] = sub
+            todo.extend(sub.__subclasses__())
+        cls = _streams.get(tag)
+        if cls is None:
+            raise NotPortable(
+                f"{tag} is no ReplyStream subclass defined on this node: a streamed reply "
+                f"arrives as a local instance of its class (import its module here)"
+            )
     return cls
 
 
@@ -285,6 +331,21 @@ class Codec:
             return cls(text)  # type: ignore[no-any-return]
         except Exception:
             return RemoteError(f"{tag}: {text}")
+
+    # -- streamed replies -------------------------------------------------------------------
+
+    def stream(self, stream: ReplyStream[Any, Any]) -> tuple[str, msgspec.Raw]:
+        """``(tag, payload)`` of a ``STREAM`` frame: the stream's class and its label."""
+        cls = type(stream)
+        if cls is ReplyStream:  # its __init__ takes a final type, not (label, on_close)
+            raise NotPortable(
+                "a bare ReplyStream cannot cross to another node: reply with a subclass "
+                "whose __init__ takes (label, on_close), as CompletionStream does"
+            )
+        return type_tag(cls), msgspec.Raw(self._enc.encode(stream._label))
+
+    def decode_stream(self, tag: str, payload: msgspec.Raw | bytes) -> tuple[StreamClass, str]:
+        return resolve_stream(tag), msgspec.msgpack.decode(payload, type=str)
 
     # -- batches ----------------------------------------------------------------------------
 

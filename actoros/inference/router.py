@@ -126,10 +126,9 @@ class InferenceRouter(Actor):
 
     def _route(self, gen: Generate, ctx: Context) -> None:
         sender = ctx.sender
-        chosen = self._choose(sender.path if sender is not None else None, local=gen.stream)
+        chosen = self._choose(sender.path if sender is not None else None)
         if chosen is None:
-            where = "here" if gen.stream else "on any node"
-            refuse(gen, ctx, EngineUnavailable(self._none_running(where)))
+            refuse(gen, ctx, EngineUnavailable(self._none_running("on any node")))
             return
         path, ref = chosen
         try:
@@ -144,13 +143,13 @@ class InferenceRouter(Actor):
     def _ended(self, path: str) -> None:
         self._sent[path] -= 1  # may go below 0 after a report: it counts against the report
 
-    def _choose(self, requester: str | None, *, local: bool) -> tuple[str, ActorRef] | None:
+    def _choose(self, requester: str | None) -> tuple[str, ActorRef] | None:
         lookup = self.ctx.system.lookup
         live: list[tuple[int, str, ActorRef]] = []
         up: list[tuple[int, str, ActorRef]] = []
         for path in self.engines:
             ref = lookup(path)
-            if ref is None or (local and _node(ref) is not None):
+            if ref is None:
                 continue
             entry = (self._depth(path), path, ref)
             live.append(entry)
@@ -266,13 +265,6 @@ def _added_up(reports: list[InferenceMetrics | None]) -> InferenceMetrics:
         max_model_len=min((r.max_model_len for r in up), default=0),
         max_num_seqs=sum(r.max_num_seqs for r in up),
     )
-
-
-def _node(ref: ActorRef) -> str | None:
-    """The node of a ref to another node's actor (``actoros.cluster``'s refs say it), else
-    ``None``: an actor of this system."""
-    node = getattr(ref, "node", None)
-    return node if isinstance(node, str) else None
 
 
 async def _report(ref: ActorRef | None, timeout: float) -> InferenceMetrics | None:

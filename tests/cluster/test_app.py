@@ -21,8 +21,11 @@ import pytest
 from app.configs import fake_config, lines_of, slow_fake_config
 
 from actoros.app import cluster as app_cluster
-from actoros.app import run_system
+from actoros.app import run_system, start_system
 from actoros.config import ClusterConfig, Config, NodeConfig
+from actoros.inference.messages import Completion, Generate, TokenDelta
+from actoros.inference.readiness import wait_engine_ready
+from actoros.inference.request import CompletionStream
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
 
@@ -82,6 +85,30 @@ async def test_an_engine_on_the_other_node_serves_every_node_through_the_router(
     for line in lines_of(apart):
         assert line["output"] == by_id[line["id"]]["output"], line["id"]
     assert two.output_tokens == one.output_tokens > 0
+
+
+async def test_a_streamed_request_streams_from_the_other_nodes_engine(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    """The router sends a streamed ask to the workers' engine: the stream crosses back, its
+    deltas in order, then the completion."""
+    config = split(timeless(fake_config(tmp_path)), engines=("workers",))
+    system = await start_system(msgspec.structs.replace(config, workload=None))
+    try:
+        assert await wait_engine_ready(system.actors, "/kernel/inference", timeout=60)
+        inference = system.service("inference")
+        assert inference is not None
+        gen = Generate(prompt="tell me a story", max_tokens=16, stream=True, ignore_eos=True)
+        stream = await inference.ask(gen, timeout=30)
+        assert isinstance(stream, CompletionStream)
+        items = [item async for item in stream]
+        *deltas, completion = items
+        assert isinstance(completion, Completion) and completion.usage.completion_tokens == 16
+        assert all(isinstance(d, TokenDelta) for d in deltas)
+        assert [d.index for d in deltas] == list(range(len(deltas)))
+        assert "".join(d.text for d in deltas) == completion.text
+    finally:
+        await system.shutdown()
 
 
 @pytest.mark.parametrize("engines", [(), ("head", "workers")], ids=["head-engine", "two-engines"])

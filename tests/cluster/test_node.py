@@ -8,14 +8,17 @@ async actor's calls out of order. The link back to ``b`` never sends here (nothi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import msgspec
 import pytest
 
 from actoros import ActorSystem
 from actoros.cluster.node import NodeRuntime
 from actoros.cluster.remote import Link
-from actoros.cluster.wire import MSG, Codec, Frame
+from actoros.cluster.wire import END, ITEM, MSG, STREAM, Codec, Frame, type_tag
+from actoros.core.stream import ReplyStream
 from actoros.testing import spawn_probe
 
 pytestmark = pytest.mark.timeout(10)
@@ -77,3 +80,32 @@ async def test_a_lookup_of_a_group_on_another_node_is_a_remote_ref(system: Actor
     assert system.lookup("/workers/faq") is ref  # one remote cell per actor
     assert system.lookup("/elsewhere/x") is None  # no node hosts it
     assert system.lookup("faq") is None  # bare names are this node's only
+
+
+class Words(ReplyStream[str, int]):
+    __slots__ = ()
+
+    def __init__(self, label: str, on_close: Any) -> None:
+        super().__init__(int, on_close, label)
+
+
+async def test_a_streamed_reply_keeps_its_order_whatever_order_its_batches_arrive_in(
+    system: ActorSystem,
+) -> None:
+    runtime = await runtime_with_b(system)
+    link = runtime.links["b"]
+    asked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    corr = link.expect(asked)  # an ask of ours that b answers with a stream
+    b = node_b(runtime)
+
+    def item(kind: int, value: Any) -> Frame:
+        return Frame(kind, "", corr, *b.body(value))
+
+    opened = Frame(STREAM, "", corr, type_tag(Words), msgspec.Raw(msgspec.msgpack.encode("w")))
+    batches = [[opened, item(ITEM, "one")], [item(ITEM, "two")], [item(END, 2)]]
+    for seq in (3, 1, 2):
+        runtime.deliver(b.batch(seq, batches[seq - 1]))
+    stream = await asked
+    assert type(stream) is Words and stream._label == "w"
+    assert [x async for x in stream] == ["one", "two", 2]
+    assert link.streams == {}

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
 
 from actoros import ActorRef, ActorStopped, AskTimeout
-from actoros.cluster.wire import REPLY, Codec, Frame, NodeUnreachable, NotPortable, RemoteError
+from actoros.cluster.wire import (
+    REPLY,
+    Codec,
+    Frame,
+    NodeUnreachable,
+    NotPortable,
+    RemoteError,
+    resolve_stream,
+    type_tag,
+)
+from actoros.core.stream import ReplyStream
+from actoros.inference.request import CompletionStream
 
 from .actors import Carrier, Opaque, Point
 
@@ -163,3 +176,57 @@ def test_a_batch_carries_its_source_sequence_and_frames() -> None:
 
 def test_an_unreachable_node_ends_an_ask_as_a_stopped_actor_does() -> None:
     assert issubclass(NodeUnreachable, ActorStopped)
+
+
+# -- streamed replies ------------------------------------------------------------------------
+
+
+class Lines(ReplyStream[str, int]):
+    """A stream as the cluster carries one: ``__init__(label, on_close)``."""
+
+    __slots__ = ()
+
+    def __init__(self, label: str, on_close: Callable[[], None]) -> None:
+        super().__init__(int, on_close, label)
+
+
+class NumberedLines(Lines):
+    """A subclass of a subclass: found as well."""
+
+    __slots__ = ()
+
+
+@pytest.mark.parametrize("cls", [Lines, NumberedLines, CompletionStream])
+def test_a_stream_crosses_as_its_class_and_label(cls: type[Any]) -> None:
+    c, _ = codec()
+    tag, body = c.stream(cls("req-7", lambda: None))
+    assert tag == type_tag(cls)
+    assert c.decode_stream(tag, bytes(body)) == (cls, "req-7")
+
+
+def test_a_bare_reply_stream_is_refused_at_the_sender() -> None:
+    c, _ = codec()
+    with pytest.raises(NotPortable, match=r"subclass whose __init__ takes \(label, on_close\)"):
+        c.stream(ReplyStream(int, lambda: None, "x"))
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "collections:OrderedDict",
+        "os:system",
+        type_tag(Point),
+        "actoros.core.stream:ReplyStream",  # only its subclasses: the base takes a final type
+        "no.such.module:Stream",
+    ],
+)
+def test_a_stream_tag_resolves_only_to_a_reply_stream_subclass(tag: str) -> None:
+    with pytest.raises(NotPortable, match="no ReplyStream subclass defined on this node"):
+        resolve_stream(tag)
+
+
+def test_a_stream_tag_never_imports_its_module() -> None:
+    loaded = "tabnanny" in sys.modules  # a stdlib module nothing here imports
+    with pytest.raises(NotPortable):
+        resolve_stream("tabnanny:Stream")
+    assert ("tabnanny" in sys.modules) == loaded

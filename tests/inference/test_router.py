@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actoros import Actor, ActorRef, ActorSystem, Context, ManualClock
-from actoros.inference.actor import InferenceActor
+from actoros.inference.actor import CompletionStream, InferenceActor
 from actoros.inference.errors import EngineUnavailable, InferenceError
 from actoros.inference.events import EngineDown, EngineReady
 from actoros.inference.fake_engine import FakeEngine
@@ -170,3 +170,13 @@ async def test_anything_else_is_refused(system: ActorSystem) -> None:
 def test_the_router_needs_an_engine() -> None:
     with pytest.raises(ValueError, match="at least one engine"):
         InferenceRouter(())
+
+
+async def test_a_streamed_ask_gets_the_engines_stream(system: ActorSystem) -> None:
+    await system.spawn(InferenceActor, FakeEngine, name="e1")
+    router = await system.spawn(InferenceRouter, ("/e1",), name="router")
+    stream = await router.ask(Generate(prompt="hi", max_tokens=4, stream=True, ignore_eos=True))
+    assert isinstance(stream, CompletionStream)
+    *deltas, completion = [item async for item in stream]
+    assert isinstance(completion, Completion)
+    assert "".join(d.text for d in deltas) == completion.text
