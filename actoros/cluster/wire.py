@@ -328,9 +328,22 @@ class Codec:
         text = msgspec.msgpack.decode(payload, type=str)
         try:
             cls = resolve_tag(tag, BaseException)
-            return cls(text)  # type: ignore[no-any-return]
         except Exception:
             return RemoteError(f"{tag}: {text}")
+        try:
+            return cls(text)  # type: ignore[no-any-return]
+        except Exception:
+            pass
+        # an __init__ that takes more than the message (PromptTooLong's three numbers): the
+        # same type with the same message, so an ``except``/``isinstance`` still matches it
+        try:
+            error: BaseException = cls.__new__(cls)
+            BaseException.__init__(error, text)
+            if str(error) == text:
+                return error
+        except Exception:
+            pass
+        return RemoteError(f"{tag}: {text}")
 
     # -- streamed replies -------------------------------------------------------------------
 

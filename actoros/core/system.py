@@ -294,7 +294,9 @@ class ActorSystem:
         A bare name matches a top-level actor first, else the only actor with that name
         anywhere; a name used by several actors raises ``LookupError`` listing their paths.
         On a cluster node, a path whose top-level group lives on another node gives a ref to
-        it there (``actoros.cluster``); bare names are looked up on this node only.
+        it there (``actoros.cluster``); so does the bare name of such a group, when no actor
+        here has it. Other bare names are looked up on this node only (what another node's
+        groups hold below their top is not known here without asking).
         """
         root = self._root
         if root is None:
@@ -322,7 +324,10 @@ class ActorSystem:
         if len(found) > 1:
             paths = ", ".join(sorted(c.path for c in found))
             raise LookupError(f"several actors are named {path_or_name!r}: {paths}; use a path")
-        return found[0].ref if found else None
+        if found:
+            return found[0].ref
+        resolver = self._resolver  # a top-level group on another node
+        return resolver(f"/{path_or_name}") if resolver is not None else None
 
     def snapshot(self) -> list[ActorInfo]:
         """Every live actor of the tree, parents before children, siblings in start order.

@@ -79,7 +79,9 @@ async def test_a_lookup_of_a_group_on_another_node_is_a_remote_ref(system: Actor
     assert ref is not None and ref.path == "/workers/faq" and getattr(ref, "node", None) == "b"
     assert system.lookup("/workers/faq") is ref  # one remote cell per actor
     assert system.lookup("/elsewhere/x") is None  # no node hosts it
-    assert system.lookup("faq") is None  # bare names are this node's only
+    group = system.lookup("workers")  # a top-level group's bare name finds it there
+    assert group is not None and group.path == "/workers" and getattr(group, "node", None) == "b"
+    assert system.lookup("faq") is None  # below a group's top: this node's names only
 
 
 class Words(ReplyStream[str, int]):

@@ -153,6 +153,17 @@ def test_errors_are_rebuilt_as_their_own_type(error: BaseException) -> None:
     assert type(back) is type(error) and str(back) == str(error)
 
 
+def test_an_error_whose_init_takes_more_than_its_message_keeps_its_type() -> None:
+    # the gateway answers a PromptTooLong from an engine on another node with its 400
+    from actoros.inference.errors import PromptTooLong
+
+    c, _ = codec()
+    error = PromptTooLong(3000, 256, 2048)
+    tag, body = c.error(error)
+    back = c.decode_error(tag, bytes(body))
+    assert type(back) is PromptTooLong and str(back) == str(error)
+
+
 def test_an_error_that_cannot_be_rebuilt_is_a_remote_error() -> None:
     c, _ = codec()
     back = c.decode_error("no.such.module:Err", msgspec.msgpack.encode("it broke"))
