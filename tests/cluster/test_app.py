@@ -58,29 +58,18 @@ def timeless(config: Config) -> Config:
     return msgspec.structs.replace(config, agents=agents)
 
 
+@pytest.mark.parametrize("engines", [(), ("workers",)], ids=["head-engine", "workers-engine"])
 async def test_the_fake_example_on_two_nodes_answers_as_on_one(
-    ray_cluster: str, tmp_path: Path
+    ray_cluster: str, tmp_path: Path, engines: tuple[str, ...]
 ) -> None:
+    """The same 20 answers as on one process, with the head's engine serving both nodes, or
+    with the only engine on the workers node: then the head's router sends it every request,
+    the front agents' (on the head) and the workers' alike."""
     alone, apart = io.StringIO(), io.StringIO()
     one = await run_system(timeless(fake_config(tmp_path / "one")), out=alone)
-    two = await run_system(split(timeless(fake_config(tmp_path / "two"))), out=apart)
-    assert (two.tasks, two.ok, two.failed) == (one.tasks, one.ok, one.failed) == (20, 20, 0)
-    by_id = {line["id"]: line for line in lines_of(alone)}
-    for line in lines_of(apart):
-        assert line["output"] == by_id[line["id"]]["output"], line["id"]
-    assert two.output_tokens == one.output_tokens > 0
-
-
-async def test_an_engine_on_the_other_node_serves_every_node_through_the_router(
-    ray_cluster: str, tmp_path: Path
-) -> None:
-    """The only engine runs on the workers node: the head's router sends it every request,
-    the front agents' (on the head) and the workers' alike, and the answers are the same."""
-    alone, apart = io.StringIO(), io.StringIO()
-    one = await run_system(timeless(fake_config(tmp_path / "one")), out=alone)
-    config = split(timeless(fake_config(tmp_path / "two")), engines=("workers",))
+    config = split(timeless(fake_config(tmp_path / "two")), engines)
     two = await run_system(config, out=apart)
-    assert (two.tasks, two.ok, two.failed) == (20, 20, 0)
+    assert (two.tasks, two.ok, two.failed) == (one.tasks, one.ok, one.failed) == (20, 20, 0)
     by_id = {line["id"]: line for line in lines_of(alone)}
     for line in lines_of(apart):
         assert line["output"] == by_id[line["id"]]["output"], line["id"]
