@@ -89,6 +89,7 @@ class InferenceRouter(Actor):
         self._affinity: OrderedDict[str, str] = OrderedDict()  # requester path -> engine path
         self._ready = False  # announced EngineReady (and no EngineDown since)
         self._polling: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()  # InferenceStats being asked around
         self._timer: TimerHandle | None = None
         self._stopping = False
 
@@ -113,7 +114,9 @@ class InferenceRouter(Actor):
                 return None
             case InferenceStats():
                 reply = ctx.defer_reply()
-                asyncio.get_running_loop().create_task(self._answer_stats(reply))
+                task = asyncio.get_running_loop().create_task(self._answer_stats(reply))
+                self._answering.add(task)  # the loop holds tasks weakly
+                task.add_done_callback(self._answering.discard)
                 return None
             case _Poll():
                 self._poll_now()
