@@ -166,8 +166,9 @@ def kernel_spec(system: System, access: AccessControl) -> SupervisorSpec:
     if inference is not None and engines is None:
         children.append(inference_child(inference, "inference"))
     elif inference is not None and engines is not None:  # engines on other nodes: a router
-        if engines[0] == f"/{KERNEL}/{cluster.HEAD_ENGINE}":
-            head = config.cluster.nodes[0] if config.cluster is not None else None
+        assert config.cluster is not None  # engine_paths says so
+        head = config.cluster.nodes[0]
+        if head.inference:
             own = cluster.node_inference(config, head)
             children.append(inference_child(own, cluster.HEAD_ENGINE))
         options = {"model": model_id(inference)}

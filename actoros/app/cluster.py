@@ -98,12 +98,12 @@ def engine_paths(config: Config) -> list[str] | None:
     return ([f"/{KERNEL}/{HEAD_ENGINE}"] if head.inference else []) + remote
 
 
-def node_inference(config: Config, node: NodeConfig | None) -> InferenceConfig:
+def node_inference(config: Config, node: NodeConfig) -> InferenceConfig:
     """The ``inference`` section as ``node``'s engine runs it: its ``engine_args`` over the
     section's (``tensor_parallel_size``, ``gpu_memory_utilization``, ...)."""
     inference = config.inference
     assert inference is not None  # the checks give a node's engine an inference section
-    if node is None or not node.engine_args:
+    if not node.engine_args:
         return inference
     return msgspec.structs.replace(
         inference, engine_args={**inference.engine_args, **node.engine_args}

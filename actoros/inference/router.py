@@ -244,10 +244,6 @@ class InferenceRouter(Actor):
         if events.wants(type(event)):
             events.publish(event)
 
-    def metrics(self) -> InferenceMetrics:
-        """All engines' ``InferenceMetrics`` as of their last reports, added up."""
-        return _added_up(list(self._reported.values()))
-
 
 def _added_up(reports: list[InferenceMetrics | None]) -> InferenceMetrics:
     """Engines' reports as one (a report that did not come counts nothing)."""

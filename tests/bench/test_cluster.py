@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from actoros.bench._common import BenchError, Machine
+from actoros.bench._common import BenchError, Machine, judge
 from actoros.bench.cluster import _actors, _ray
 from actoros.bench.cluster import run as cluster
 from actoros.bench.cluster.report import chart, markdown
@@ -162,7 +162,7 @@ def result() -> ClusterResult:
         repeats=3,
         metrics=metrics,
         targets=TARGETS,
-        passed={k: t.met(metrics.get(k, math.nan)) for k, t in TARGETS.items()},
+        passed=judge(TARGETS, metrics),
         raw=raw,
         notes=["a note"],
         ray_version="2.60.0",
